@@ -1,0 +1,1 @@
+"""Targets, board wrappers and the synthesis / place-and-route flow."""

@@ -1,0 +1,1 @@
+"""Host software: PyTorch front end, ONNX compiler, layer IR, golden model and CLI."""

@@ -1,0 +1,82 @@
+"""The ``hwgen`` command line.
+
+``hwgen build model.onnx --target ice40 --out build/`` compiles, generates, verifies and
+synthesizes a model; ``hwgen demo`` trains the embedded default (a binary MLP on scikit-learn's
+digits) and builds it. Errors in the user's input end with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line, exit code 2."""
+
+
+def _positive(s: str) -> int:
+    v = int(s)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, not {s}")
+    return v
+
+
+def _parser() -> argparse.ArgumentParser:
+    from hwgen.boards.targets import TARGETS
+
+    p = argparse.ArgumentParser(prog="hwgen", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="compile an ONNX model to a verified, synthesized design")
+    b.add_argument("model", type=Path, help="the .onnx file (QONNX op vocabulary)")
+    b.add_argument("--target", default="ice40", choices=sorted(TARGETS), help="the board")
+    b.add_argument("--out", type=Path, default=Path("build"), help="output folder (default build/)")
+    b.add_argument("--vectors", type=Path, help=".npy file of extra input vectors (B, n_in) "
+                   "to verify, e.g. a test split")
+    b.add_argument("--random-vectors", type=_positive, default=10_000,
+                   help="random input vectors to verify the RTL with (default 10000)")
+    b.add_argument("--seed", type=int, default=0, help="seed of the random vectors and stalls")
+    b.add_argument("--no-synth", action="store_true", help="stop after RTL verification")
+
+    d = sub.add_parser("demo", help="train a binary MLP on digits, export it and build it")
+    d.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default demo/)")
+    d.add_argument("--target", default="ice40", choices=sorted(TARGETS), help="the board")
+    d.add_argument("--epochs", type=_positive, default=60, help="training epochs (default 60)")
+    d.add_argument("--hidden", type=int, nargs="+", default=[128, 128],
+                   help="hidden layer widths (default 128 128)")
+    d.add_argument("--seed", type=int, default=0, help="training and split seed")
+    d.add_argument("--no-synth", action="store_true", help="stop after RTL verification")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hwgen.boards.flow import DoesNotFitError
+    from hwgen.hw.folding import DoesNotFitError as FoldingDoesNotFit
+    from hwgen.sw.build import BuildError, build
+    from hwgen.sw.compiler import CompileError
+    from hwgen.sw.demo import demo
+
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "build":
+            result = build(args.model, target=args.target, out=args.out, vectors=args.vectors,
+                           n_random=args.random_vectors, seed=args.seed, synth=not args.no_synth)
+        else:
+            result = demo(out=args.out, target=args.target, epochs=args.epochs,
+                          hidden=tuple(args.hidden), seed=args.seed, synth=not args.no_synth)
+    except (CompileError, DoesNotFitError, FoldingDoesNotFit, UsageError) as e:
+        print(f"hwgen: error: {e}", file=sys.stderr)
+        return 2
+    except BuildError as e:
+        print(f"hwgen: error: {e}", file=sys.stderr)
+        return 1
+    print(result.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

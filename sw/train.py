@@ -1,0 +1,66 @@
+"""Training loop for hwgen's binary networks."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .layers import clip_weights
+
+__all__ = ["train", "predict", "accuracy"]
+
+
+def train(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int = 60,
+          batch_size: int = 64, lr: float = 1e-2, seed: int = 0, progress: bool = True) -> nn.Module:
+    """Adam on cross-entropy with weights clipped to [-1, 1] after every step; cosine LR decay."""
+    torch.manual_seed(seed)
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    yt = torch.as_tensor(y, dtype=torch.long)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = epochs * ((len(xt) + batch_size - 1) // batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    loss_fn = nn.CrossEntropyLoss()
+    gen = torch.Generator().manual_seed(seed)
+    bar = tqdm(range(epochs), desc="train", unit="epoch", disable=not progress)
+    model.train()
+    for _ in bar:
+        perm = torch.randperm(len(xt), generator=gen)
+        total = 0.0
+        for i in range(0, len(xt), batch_size):
+            idx = perm[i:i + batch_size]
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            clip_weights(model)
+            total += loss.item() * len(idx)
+        bar.set_postfix(loss=f"{total / len(xt):.3f}")
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    """Class predictions of ``model`` in inference mode, computed in float64.
+
+    float64 keeps every integer accumulator exact and makes batch norm's rounding negligible
+    next to the compiler's integer thresholds (see docs/architecture.md, the ladder).
+    """
+    model64 = _double_copy(model)
+    logits = model64(torch.as_tensor(x, dtype=torch.float64))
+    return logits.argmax(dim=1).numpy().astype(np.int64)
+
+
+def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    return float((predict(model, x) == y).mean())
+
+
+def _double_copy(model: nn.Module) -> nn.Module:
+    import copy
+
+    m = copy.deepcopy(model).double()
+    m.eval()
+    return m
