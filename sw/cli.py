@@ -14,10 +14,6 @@ from pathlib import Path
 __all__ = ["main"]
 
 
-class UsageError(Exception):
-    """Bad input from the user: reported as one line, exit code 2."""
-
-
 def _positive(s: str) -> int:
     v = int(s)
     if v < 0:
@@ -56,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from hwgen.boards.flow import DoesNotFitError
     from hwgen.hw.folding import DoesNotFitError as FoldingDoesNotFit
-    from hwgen.sw.build import BuildError, build
+    from hwgen.sw.build import BuildError, UsageError, build
     from hwgen.sw.compiler import CompileError
     from hwgen.sw.demo import demo
 

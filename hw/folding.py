@@ -1,0 +1,196 @@
+"""Folding: how much of each layer is computed in parallel, what it costs, and choosing it.
+
+A :class:`Folding` sets an engine's ``pe`` (neurons in parallel), ``simd`` (inputs per cycle)
+and where its weights live. :func:`estimate` gives an analytic iCE40 cost per layer and
+:func:`choose_folding` picks, for a whole model, the fastest balanced folding within budget.
+
+The cost model counts iCE40 logic cells (one LUT4 + carry + flip-flop each) and 4 kbit EBRs. Its
+coefficients are the usual iCE40 rules of thumb: a k-bit adder or comparator is k cells, a
+popcount about 1.9 cells per input bit, an N:1 multiplexer about 2/3 cell per input per bit, a
+LUT ROM one LUT4 per 16 words per bit plus its multiplexer, a register one cell per bit.
+Checked against yosys ``synth_ice40`` on digits-scale engines (64x128 on 5-bit inputs, 128x128
+bipolar, at several foldings): LUT4 counts within 10-40 % below the estimate, EBR counts exact,
+and a whole 64-128-128-10 pipeline packed by nextpnr into 3223 cells against 3015 estimated.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+from hwgen.hw.engines import WEIGHT_MODES
+from hwgen.sw import ir
+
+__all__ = ["Folding", "Resources", "DoesNotFitError", "estimate", "ESTIMATORS",
+           "fold_steps", "candidates", "choose_folding"]
+
+EBR_BITS = 4096
+EBR_WIDTHS = (16, 8, 4, 2)       # 256x16, 512x8, 1024x4, 2048x2
+POPCOUNT_LCS_PER_BIT = 1.9
+CONTROL_LCS = 24                  # stream handshake, stage valids, fold counters' carry logic
+
+
+class DoesNotFitError(ValueError):
+    """No folding of the model fits the resource budget."""
+
+
+@dataclass(frozen=True)
+class Folding:
+    """``pe`` neurons in parallel, ``simd`` inputs per cycle, weights in ``"logic"`` or ``"bram"``."""
+
+    pe: int = 1
+    simd: int = 1
+    weights: str = "logic"
+
+    def __post_init__(self):
+        for name in ("pe", "simd"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if self.weights not in WEIGHT_MODES:
+            raise ValueError(f"weights must be one of {WEIGHT_MODES}, not {self.weights!r}")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Logic cells and 4 kbit block RAMs."""
+
+    lcs: int = 0
+    ebr: int = 0
+
+    def __add__(self, other: "Resources") -> "Resources":
+        return Resources(self.lcs + other.lcs, self.ebr + other.ebr)
+
+    def fits(self, *, lc_budget: int, ebr_budget: int) -> bool:
+        return self.lcs <= lc_budget and self.ebr <= ebr_budget
+
+
+def fold_steps(layer: ir.Layer, folding: Folding) -> int:
+    """Compute cycles per vector of ``layer`` under ``folding``."""
+    return (layer.n_out // folding.pe) * (layer.n_in // folding.simd)
+
+
+def _rom(words: int, width: int, mode: str) -> Resources:
+    """A ROM read one cycle after its address; a single word is a constant."""
+    if words <= 1:
+        return Resources()
+    if mode == "bram":
+        ebr = min(math.ceil(width / w) * math.ceil(words / (EBR_BITS // w)) for w in EBR_WIDTHS)
+        return Resources(0, ebr)
+    luts_per_bit = math.ceil(words / 16)
+    return Resources(width * (2 * luts_per_bit - 1) + width)   # LUT tree + data register
+
+
+def _controller(layer: ir.Layer, in_bits: int, out_bits: int, folding: Folding) -> int:
+    sfs = layer.n_in // folding.simd
+    counters = 3 * max(1, math.ceil(math.log2(fold_steps(layer, folding) + 1)))
+    chunk_mux = round(2 / 3 * (sfs - 1) * folding.simd * in_bits)
+    return (CONTROL_LCS + counters + layer.n_in * in_bits + layer.n_out * out_bits
+            + chunk_mux)
+
+
+def _dense(layer: ir.Layer, in_type: ir.TensorType, folding: Folding, per_neuron: int) -> Resources:
+    pe, simd = folding.pe, folding.simd
+    acc = layer.acc_type(in_type)
+    steps = fold_steps(layer, folding)
+    res = _rom(steps, pe * simd, folding.weights)
+    res += Resources(pe * (per_neuron + acc.bits))              # datapath and accumulator
+    if layer.threshold is not None:
+        t_bits = ir.TensorType.for_range(*layer.acc_range(in_type)).bits + 2
+        res += _rom(layer.n_out // pe, pe * t_bits, folding.weights)
+        res += Resources(pe * t_bits)                            # comparator
+    out_bits = layer.out_type(in_type).bits
+    return res + Resources(_controller(layer, in_type.bits, out_bits, folding))
+
+
+def _estimate_dense_int_binw(layer, in_type, folding) -> Resources:
+    simd, steps = folding.simd, fold_steps(layer, folding)
+    term_bits = in_type.bits + 1
+    # an adder tree costs a cell per bit per term; ROM weights add the per-term inversion
+    inversion = simd * term_bits if steps > 1 else 0
+    per_neuron = simd * (term_bits + math.ceil(math.log2(simd + 1))) + inversion
+    return _dense(layer, in_type, folding, per_neuron)
+
+
+def _estimate_dense_binary(layer, in_type, folding) -> Resources:
+    simd, steps = folding.simd, fold_steps(layer, folding)
+    xnor = simd if steps > 1 else 0     # constant weights fold into the popcount's inputs
+    per_neuron = math.ceil(POPCOUNT_LCS_PER_BIT * simd) + xnor
+    return _dense(layer, in_type, folding, per_neuron)
+
+
+def _estimate_argmax(layer, in_type, folding) -> Resources:
+    idx_bits = layer.out_type(in_type).bits
+    compare = folding.simd * (2 * in_type.bits + idx_bits)       # comparator + value/index muxes
+    best = in_type.bits + idx_bits
+    return Resources(compare + best + _controller(layer, in_type.bits, idx_bits, folding))
+
+
+ESTIMATORS = {
+    ir.DenseIntBinW.kind: _estimate_dense_int_binw,
+    ir.DenseBinary.kind: _estimate_dense_binary,
+    ir.ArgMax.kind: _estimate_argmax,
+}
+"""Cost model per IR layer kind: ``ESTIMATORS[kind](layer, in_type, folding) -> Resources``."""
+
+
+def estimate(layer: ir.Layer, in_type: ir.TensorType, folding: Folding) -> Resources:
+    """Analytic iCE40 cost of ``layer`` on inputs of ``in_type`` under ``folding``."""
+    return ESTIMATORS[layer.kind](layer, in_type, folding)
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def candidates(layer: ir.Layer) -> list[Folding]:
+    """Every legal folding of ``layer``."""
+    pes = _divisors(layer.n_out)
+    modes = WEIGHT_MODES if layer.kind != ir.ArgMax.kind else WEIGHT_MODES[:1]
+    return [Folding(pe, simd, mode)
+            for pe, simd, mode in itertools.product(pes, _divisors(layer.n_in), modes)]
+
+
+def _cheapest(layer, in_type, max_steps: int) -> list[tuple[Folding, Resources]]:
+    """Per weight mode, the folding with the fewest cells within ``max_steps`` cycles."""
+    best = {}
+    for f in candidates(layer):
+        if fold_steps(layer, f) <= max_steps:
+            r = estimate(layer, in_type, f)
+            if f.weights not in best or (r.lcs, r.ebr) < (best[f.weights][1].lcs,
+                                                         best[f.weights][1].ebr):
+                best[f.weights] = (f, r)
+    return list(best.values())
+
+
+def choose_folding(model: ir.Model, *, lc_budget: int, ebr_budget: int) -> dict[str, Folding]:
+    """The fastest folding of ``model`` whose estimate fits both budgets.
+
+    The pipeline runs at the pace of its slowest layer, so every layer gets the cheapest
+    folding no slower than a common step count, the smallest one that fits. Between weights
+    in logic and in block RAM, the combination with the fewest cells that fits is taken.
+    Raises :class:`DoesNotFitError`, naming the costliest layer, when even the slowest
+    folding does not fit.
+    """
+    model.check()
+    layers, types = model.layers, model.types()
+    targets = sorted({fold_steps(layer, f) for layer in layers for f in candidates(layer)})
+    for target in targets:
+        options = [_cheapest(layer, t, target) for layer, t in zip(layers, types)]
+        if any(not o for o in options):
+            continue
+        fitting = [combo for combo in itertools.product(*options)
+                   if sum((r for _, r in combo), Resources()).fits(lc_budget=lc_budget,
+                                                                  ebr_budget=ebr_budget)]
+        if fitting:
+            combo = min(fitting, key=lambda c: sum(r.lcs for _, r in c))
+            return {layer.name: f for layer, (f, _) in zip(layers, combo)}
+    slowest = [min((r for _, r in _cheapest(layer, t, targets[-1])), key=lambda r: r.lcs)
+               for layer, t in zip(layers, types)]
+    worst = max(range(len(layers)), key=lambda i: slowest[i].lcs)
+    total = sum(slowest, Resources())
+    raise DoesNotFitError(
+        f"layer {layers[worst].name} alone needs about {slowest[worst].lcs} logic cells at its "
+        f"slowest folding; the model needs about {total.lcs} cells and {total.ebr} EBRs, the "
+        f"budget is {lc_budget} cells and {ebr_budget} EBRs")

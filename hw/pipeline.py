@@ -1,0 +1,87 @@
+"""The pipeline top: one engine per IR layer, chained stream to stream, and its Verilog."""
+
+from __future__ import annotations
+
+from amaranth.back import verilog
+from amaranth.hdl import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hwgen.hw.engines import ENGINES, vector_layout
+from hwgen.hw.folding import Folding
+from hwgen.sw import ir
+
+__all__ = ["Pipeline", "to_verilog"]
+
+
+class Pipeline(wiring.Component):
+    """A model's layers as a chain of folded engines (:data:`hwgen.hw.engines.ENGINES`).
+
+    Parameters
+    ----------
+    model : Model
+        The layer IR; checked first.
+    folding : dict[str, Folding]
+        Folding per layer name.
+
+    Members
+    -------
+    i_stream : ``In(stream.Signature(ArrayLayout(in_shape, model.n_in)))``
+        One input vector of the model's ``in_type`` per transfer.
+    o_stream : ``Out(stream.Signature(ArrayLayout(out_shape, model.n_out)))``
+        The final layer's output vector.
+
+    Latency and throughput in cycles are :attr:`latency` and :attr:`interval`.
+    """
+
+    def __init__(self, model: ir.Model, folding: dict[str, Folding]):
+        model.check()
+        if not model.layers:
+            raise ValueError("a pipeline needs at least one layer")
+        types = model.types()
+        missing = [layer.name for layer in model.layers if layer.name not in folding]
+        if missing:
+            raise ValueError(f"no folding given for layers {missing!r}")
+        self.model = model
+        self.engines = [ENGINES[layer.kind](layer, t, folding[layer.name])
+                        for layer, t in zip(model.layers, types)]
+        super().__init__({
+            "i_stream": In(stream.Signature(vector_layout(model.in_type, model.n_in))),
+            "o_stream": Out(stream.Signature(vector_layout(types[-1], model.n_out))),
+        })
+
+    @property
+    def interval(self) -> int:
+        """Cycles per inference in steady state (inputs waiting, output always taken).
+
+        Each engine takes its next vector while its output waits, so the slowest engine
+        sets the pace.
+        """
+        return max(e.interval for e in self.engines)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an input transfer to ``o_stream.valid`` on an idle pipeline.
+
+        An engine hands its output on in the cycle it becomes valid, so latencies add.
+        """
+        return sum(e.latency for e in self.engines)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        for i, (layer, engine) in enumerate(zip(self.model.layers, self.engines)):
+            m.submodules[f"l{i}_{layer.kind}"] = engine
+        wiring.connect(m, wiring.flipped(self.i_stream), self.engines[0].i_stream)
+        for upstream, downstream in zip(self.engines, self.engines[1:]):
+            wiring.connect(m, upstream.o_stream, downstream.i_stream)
+        wiring.connect(m, self.engines[-1].o_stream, wiring.flipped(self.o_stream))
+        return m
+
+
+def to_verilog(pipeline: Pipeline, name: str = "top") -> str:
+    """Verilog of ``pipeline`` as module ``name`` with ports ``clk``, ``rst``,
+    ``i_stream__{payload,valid,ready}`` and ``o_stream__{payload,valid,ready}``.
+
+    Source locations are left out so the text does not depend on where hwgen is installed.
+    """
+    return verilog.convert(pipeline, name=name, emit_src=False)

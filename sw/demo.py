@@ -1,0 +1,57 @@
+"""``hwgen demo``: the embedded default, from training to a synthesized, verified design.
+
+Trains a binary MLP on scikit-learn's digits, exports ``model.onnx``, checks PyTorch inference
+against the golden model on the whole test split, then runs :func:`hwgen.sw.build.build` with the
+test split added to the random verification vectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import golden
+from .build import BuildError, BuildResult, build
+from .compiler import compile_onnx
+from .data import digits
+from .export import export_onnx
+from .layers import BinaryMLP
+from .train import predict, train
+
+__all__ = ["demo", "DemoResult"]
+
+
+@dataclass
+class DemoResult:
+    accuracy: float
+    n_test: int
+    build: BuildResult
+
+    def summary(self) -> str:
+        return (f"digits test accuracy (binary MLP, PyTorch inference): {self.accuracy:.4f} "
+                f"on {self.n_test} images\n"
+                f"PyTorch == golden(IR) on all {self.n_test} test images\n" + self.build.summary())
+
+
+def demo(*, out, target: str = "ice40", epochs: int = 60, hidden=(128, 128), seed: int = 0,
+         synth: bool = True, log=print) -> DemoResult:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    split = digits(seed=seed)
+    net = BinaryMLP(split.x_train.shape[1], tuple(hidden), split.n_classes, in_bits=split.in_bits)
+    train(net, split.x_train, split.y_train, epochs=epochs, seed=seed)
+    torch_pred = predict(net, split.x_test)
+    acc = float((torch_pred == split.y_test).mean())
+    log(f"test accuracy {acc:.4f}")
+
+    export_onnx(net, out / "model.onnx")
+    np.save(out / "digits_test.npy", split.x_test)
+    gold = golden.run(compile_onnx(out / "model.onnx"), split.x_test)[:, 0]
+    if not np.array_equal(gold, torch_pred):
+        raise BuildError(f"golden model disagrees with PyTorch on "
+                         f"{int((gold != torch_pred).sum())} of {len(gold)} test images")
+    result = build(out / "model.onnx", target=target, out=out / "build",
+                   vectors=out / "digits_test.npy", seed=seed, synth=synth, log=log)
+    return DemoResult(acc, len(split.x_test), result)

@@ -1,0 +1,30 @@
+"""Shared fixtures: one trained demo network per test session (training takes seconds)."""
+
+import numpy as np
+import pytest
+
+from hwgen.sw.data import digits
+from hwgen.sw.export import export_onnx
+from hwgen.sw.layers import BinaryMLP
+from hwgen.sw.train import train
+
+
+@pytest.fixture(scope="session")
+def digits_split():
+    return digits(seed=0)
+
+
+@pytest.fixture(scope="session")
+def trained_mlp(digits_split):
+    """The demo's network and settings: binary MLP 64 -> 128 -> 128 -> 10 on digits."""
+    s = digits_split
+    net = BinaryMLP(s.x_train.shape[1], (128, 128), s.n_classes, in_bits=s.in_bits)
+    return train(net, s.x_train, s.y_train, epochs=60, seed=0, progress=False)
+
+
+@pytest.fixture(scope="session")
+def trained_onnx(trained_mlp, tmp_path_factory, digits_split):
+    d = tmp_path_factory.mktemp("model")
+    export_onnx(trained_mlp, d / "model.onnx")
+    np.save(d / "digits_test.npy", digits_split.x_test)
+    return d / "model.onnx"

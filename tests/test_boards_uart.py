@@ -1,0 +1,273 @@
+# amaranth: UnusedElaboratable=no
+"""UART receiver, transmitter and the board wrapper, in the Amaranth simulator."""
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
+
+from hwgen.boards.uart import UartRx, UartTx, bit_cycles
+from hwgen.boards.wrapper import UartWrapper
+
+# 16 cycles per bit keeps the simulations short; the board runs 12 MHz / 115200 = 104.
+CLK_FREQ = 1_600_000
+BAUD = 100_000
+EDGE_BYTES = [0x00, 0xFF, 0x55, 0xAA, 0x01, 0x80]
+
+
+class ArgMaxCore(wiring.Component):
+    """Test core: index of the largest of ``n`` elements, ties to the lowest index.
+
+    Balanced tree of compare-and-select, output registered: accepts a vector per cycle,
+    latency 1 cycle.
+    """
+
+    def __init__(self, *, n: int, shape):
+        self.n = n
+        self.shape = shape
+        super().__init__({
+            "i_stream": In(stream.Signature(data.ArrayLayout(shape, n))),
+            "o_stream": Out(stream.Signature(range(n))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        candidates = [(self.i_stream.payload[i], i) for i in range(self.n)]
+        level = 0
+        while len(candidates) > 1:
+            merged = []
+            for j, ((left, left_index), (right, right_index)) in enumerate(
+                    zip(candidates[0::2], candidates[1::2])):
+                # Named signals keep the simulator's expressions a DAG, not a tree of copies.
+                value = Signal(self.shape, name=f"value_{level}_{j}")
+                index = Signal(range(self.n), name=f"index_{level}_{j}")
+                take_right = right > left
+                m.d.comb += [
+                    value.eq(Mux(take_right, right, left)),
+                    index.eq(Mux(take_right, right_index, left_index)),
+                ]
+                merged.append((value, index))
+            candidates = merged + candidates[len(merged) * 2:]
+            level += 1
+        best_index = candidates[0][1]
+
+        m.d.comb += self.i_stream.ready.eq(~self.o_stream.valid | self.o_stream.ready)
+        with m.If(self.o_stream.ready):
+            m.d.sync += self.o_stream.valid.eq(0)
+        with m.If(self.i_stream.valid & self.i_stream.ready):
+            m.d.sync += [self.o_stream.payload.eq(best_index), self.o_stream.valid.eq(1)]
+        return m
+
+
+async def send_bytes(ctx, line, values, *, baud):
+    """Drive 8N1 frames onto ``line`` at ``baud``, timed in seconds, not in clock cycles."""
+    for value in values:
+        for bit in [0, *((value >> i) & 1 for i in range(8)), 1]:
+            ctx.set(line, bit)
+            await ctx.delay(1 / baud)
+
+
+async def receive_bytes(ctx, line, count, *, cycles):
+    """Decode ``count`` 8N1 frames from ``line``, sampling mid-bit with ``cycles`` per bit."""
+    values = []
+    for _ in range(count):
+        await ctx.tick().until(line == 0)
+        await ctx.tick().repeat(cycles // 2)
+        assert ctx.get(line) == 0, "start bit too short"
+        value = 0
+        for i in range(8):
+            await ctx.tick().repeat(cycles)
+            value |= ctx.get(line) << i
+        await ctx.tick().repeat(cycles)
+        assert ctx.get(line) == 1, "stop bit missing"
+        values.append(value)
+    return values
+
+
+def run(dut, *testbenches, deadline):
+    sim = Simulator(dut)
+    sim.add_clock(1 / CLK_FREQ)
+    for testbench in testbenches:
+        sim.add_testbench(testbench)
+    sim.run_until(deadline)
+
+
+def test_bit_cycles():
+    assert bit_cycles(12e6, 115200) == 104
+    with pytest.raises(ValueError, match="too fast"):
+        bit_cycles(1e6, 500_000)
+    with pytest.raises(ValueError, match="off"):
+        bit_cycles(1e6, 220_000)
+
+
+@pytest.mark.parametrize("baud_error", [-0.02, 0.0, 0.02])
+def test_rx_random_bytes(baud_error):
+    rng = np.random.default_rng(1)
+    values = EDGE_BYTES + [int(v) for v in rng.integers(0, 256, 40)]
+    dut = UartRx(clk_freq=CLK_FREQ, baud=BAUD)
+    received = []
+
+    async def sender(ctx):
+        await send_bytes(ctx, dut.rx, values, baud=BAUD * (1 + baud_error))
+
+    async def collector(ctx):
+        ctx.set(dut.o_stream.ready, 1)
+        for _ in values:
+            payload, = await ctx.tick().sample(dut.o_stream.payload).until(dut.o_stream.valid)
+            received.append(payload)
+
+    run(dut, sender, collector, deadline=(len(values) + 2) * 10 / BAUD)
+    assert received == values
+
+
+def test_rx_glitch_and_framing_error():
+    dut = UartRx(clk_freq=CLK_FREQ, baud=BAUD)
+    errors = []
+
+    async def sender(ctx):
+        ctx.set(dut.rx, 0)                      # a low pulse of a quarter bit: not a start bit
+        await ctx.delay(0.25 / BAUD)
+        ctx.set(dut.rx, 1)
+        await ctx.delay(2 / BAUD)
+        for bit in [0, 1, 0, 1, 0, 1, 0, 1, 0, 0]:  # stop bit 0: framing error, byte dropped
+            ctx.set(dut.rx, bit)
+            await ctx.delay(1 / BAUD)
+        ctx.set(dut.rx, 1)
+        await ctx.delay(1 / BAUD)
+        await send_bytes(ctx, dut.rx, [0x3C], baud=BAUD)
+
+    async def collector(ctx):
+        ctx.set(dut.o_stream.ready, 1)
+        framing_error, = await ctx.tick().sample(dut.framing_error).until(
+            dut.framing_error | dut.o_stream.valid)
+        errors.append(framing_error)
+        payload, = await ctx.tick().sample(dut.o_stream.payload).until(dut.o_stream.valid)
+        errors.append(payload)
+
+    run(dut, sender, collector, deadline=30 / BAUD)
+    assert errors == [1, 0x3C]
+
+
+def test_rx_overrun_keeps_first_byte():
+    dut = UartRx(clk_freq=CLK_FREQ, baud=BAUD)
+    seen = []
+
+    async def sender(ctx):
+        await send_bytes(ctx, dut.rx, [0x12, 0x34], baud=BAUD)
+
+    async def collector(ctx):
+        await ctx.tick().until(dut.overrun)
+        assert ctx.get(dut.o_stream.valid)
+        seen.append(ctx.get(dut.o_stream.payload))
+
+    run(dut, sender, collector, deadline=25 / BAUD)
+    assert seen == [0x12]
+
+
+def test_tx_random_bytes():
+    rng = np.random.default_rng(2)
+    values = EDGE_BYTES + [int(v) for v in rng.integers(0, 256, 40)]
+    dut = UartTx(clk_freq=CLK_FREQ, baud=BAUD)
+    decoded = []
+
+    async def feeder(ctx):
+        for value in values:
+            ctx.set(dut.i_stream.payload, value)
+            ctx.set(dut.i_stream.valid, 1)
+            await ctx.tick().until(dut.i_stream.ready)
+        ctx.set(dut.i_stream.valid, 0)
+
+    async def decoder(ctx):
+        decoded.extend(await receive_bytes(ctx, dut.tx, len(values), cycles=dut.bit_cycles))
+
+    run(dut, feeder, decoder, deadline=(len(values) + 2) * 10 / BAUD)
+    assert decoded == values
+
+
+def test_tx_to_rx_loopback():
+    values = list(range(256))
+    m = Module()
+    m.submodules.tx = tx = UartTx(clk_freq=CLK_FREQ, baud=BAUD)
+    m.submodules.rx = rx = UartRx(clk_freq=CLK_FREQ, baud=BAUD)
+    m.d.comb += rx.rx.eq(tx.tx)
+    received = []
+
+    async def feeder(ctx):
+        for value in values:
+            ctx.set(tx.i_stream.payload, value)
+            ctx.set(tx.i_stream.valid, 1)
+            await ctx.tick().until(tx.i_stream.ready)
+        ctx.set(tx.i_stream.valid, 0)
+
+    async def collector(ctx):
+        ctx.set(rx.o_stream.ready, 1)
+        for _ in values:
+            payload, = await ctx.tick().sample(rx.o_stream.payload).until(rx.o_stream.valid)
+            received.append(payload)
+
+    run(m, feeder, collector, deadline=(len(values) + 2) * 10 / BAUD)
+    assert received == values
+
+
+def to_bytes(vector):
+    """Host side of the wrapper protocol: one element per byte, two's complement."""
+    return [int(v) & 0xFF for v in vector]
+
+
+def rtl_wrapper(vectors, *, shape, idle_timeout=0.1, partial=()):
+    """Class bytes the wrapped ArgMaxCore sends back for ``vectors``, sent one after another.
+
+    ``partial`` bytes are sent first, followed by a pause longer than ``idle_timeout``.
+    """
+    n = len(vectors[0])
+    core = ArgMaxCore(n=n, shape=shape)
+    dut = UartWrapper(core, n_in=n, in_bits=shape.width, out_bits=(n - 1).bit_length(),
+                      clk_freq=CLK_FREQ, baud=BAUD, idle_timeout=idle_timeout)
+    cycles = bit_cycles(CLK_FREQ, BAUD)
+    results = []
+
+    async def host(ctx):
+        if partial:
+            await send_bytes(ctx, dut.rx, partial, baud=BAUD)
+            await ctx.delay(2 * idle_timeout)
+        for vector in vectors:
+            await send_bytes(ctx, dut.rx, to_bytes(vector), baud=BAUD)
+            results.extend(await receive_bytes(ctx, dut.tx, 1, cycles=cycles))
+
+    frames = len(vectors) * (n + 2) + len(partial) + 2
+    run(dut, host, deadline=frames * 10 / BAUD + (2 * idle_timeout if partial else 0))
+    return results
+
+
+def ref_argmax(vectors):
+    return [int(np.argmax(v)) for v in vectors]
+
+
+def test_wrapper_signed_argmax():
+    shape = signed(5)
+    rng = np.random.default_rng(3)
+    vectors = [
+        np.full(16, -16), np.full(16, 15), np.arange(16) - 16, np.arange(16)[::-1] - 1,
+        *rng.integers(-16, 16, (8, 16)),
+    ]
+    assert rtl_wrapper(vectors, shape=shape) == ref_argmax(vectors)
+
+
+def test_wrapper_unsigned_argmax_resynchronizes():
+    shape = unsigned(3)
+    rng = np.random.default_rng(4)
+    vectors = list(rng.integers(0, 8, (4, 8)))
+    assert rtl_wrapper(vectors, shape=shape, idle_timeout=1e-4,
+                       partial=[7, 7, 7]) == ref_argmax(vectors)
+
+
+def test_wrapper_checks_core_widths():
+    core = ArgMaxCore(n=16, shape=signed(5))
+    with pytest.raises(ValueError, match="i_stream payload is 80 bits"):
+        UartWrapper(core, n_in=16, in_bits=4, out_bits=4, clk_freq=CLK_FREQ)
+    with pytest.raises(ValueError, match="o_stream payload is 4 bits"):
+        UartWrapper(core, n_in=16, in_bits=5, out_bits=5, clk_freq=CLK_FREQ)
+    with pytest.raises(ValueError, match="in_bits must be 1 to 8"):
+        UartWrapper(core, n_in=8, in_bits=10, out_bits=4, clk_freq=CLK_FREQ)

@@ -1,0 +1,99 @@
+"""The ``hwgen`` command line: bad input gives one line, exit code 2 and no output folder."""
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from hwgen.sw.export import QONNX_DOMAIN
+
+
+def _hwgen(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "hwgen.sw.cli", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _assert_one_line_error(r, *needles):
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def _big_model(path, n):
+    """A single n x n binary layer: more weight bits than any UP5K folding can hold."""
+    w = np.where(np.random.default_rng(0).random((n, n)) < 0.5, -1.0, 1.0).astype(np.float32)
+    nodes = [helper.make_node("Quant", ["x", "one", "zero", "bits"], ["xq"], name="quant_in",
+                              domain=QONNX_DOMAIN, signed=0, narrow=0, rounding_mode="ROUND"),
+             helper.make_node("MatMul", ["xq", "w"], ["logits"], name="huge_fc")]
+    inits = [numpy_helper.from_array(np.asarray(v, np.float32), k)
+             for k, v in {"one": 1.0, "zero": 0.0, "bits": 4.0, "w": w}.items()]
+    g = helper.make_graph(nodes, "big", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                         ["b", n])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["b", n])],
+                          inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
+                                            helper.make_opsetid(QONNX_DOMAIN, 1)])
+    m.ir_version = 10
+    path.write_bytes(m.SerializeToString())
+
+
+def test_missing_model_file(tmp_path):
+    r = _hwgen("build", "absent.onnx", "--out", "out", cwd=tmp_path)
+    _assert_one_line_error(r, "absent.onnx", "no such file")
+    assert not (tmp_path / "out").exists()
+
+
+def test_malformed_model_file(tmp_path):
+    (tmp_path / "junk.onnx").write_text("not a model")
+    r = _hwgen("build", "junk.onnx", "--out", "out", cwd=tmp_path)
+    _assert_one_line_error(r, "junk.onnx", "not a valid ONNX model")
+    assert not (tmp_path / "out").exists()
+
+
+def test_model_too_big_for_the_device(tmp_path):
+    _big_model(tmp_path / "big.onnx", 1024)
+    r = _hwgen("build", "big.onnx", "--out", "out", cwd=tmp_path)
+    _assert_one_line_error(r, "logic cells", "EBR")
+    assert re.search(r"layer (huge_fc|argmax) ", r.stderr)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_target_is_refused(tmp_path, trained_onnx):
+    r = _hwgen("build", trained_onnx, "--target", "nosuchboard", cwd=tmp_path)
+    assert r.returncode == 2 and "nosuchboard" in r.stderr
+
+
+def test_bad_vectors_file_names_the_file(tmp_path, trained_onnx):
+    np.save(tmp_path / "v.npy", np.full((3, 64), 99))
+    r = _hwgen("build", trained_onnx, "--vectors", "v.npy", "--out", "out", cwd=tmp_path)
+    _assert_one_line_error(r, "v.npy", "[0, 31]")
+    assert not (tmp_path / "out").exists()
+
+
+def test_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path, trained_onnx):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    r = _hwgen("build", trained_onnx, "--out", "mine", cwd=tmp_path)
+    _assert_one_line_error(r, "mine", "not an earlier hwgen build")
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+
+
+@pytest.mark.rtl
+@pytest.mark.synth
+def test_build_writes_every_artifact(tmp_path, trained_onnx):
+    test_split = trained_onnx.parent / "digits_test.npy"
+    r = _hwgen("build", trained_onnx, "--target", "ice40", "--out", "build",
+               "--vectors", test_split, "--random-vectors", "2000", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = tmp_path / "build"
+    for name in ("ir.json", "top.v", "vectors.npz", "verify.log", "report.json", "report.txt",
+                 "top.bin"):
+        assert (out / name).is_file(), name
+    assert "2360/2360 vectors matched" in (out / "verify.log").read_text()
+    assert (out / "top.bin").stat().st_size == 104_090   # an iCE40 UP5K bitstream
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".build.")]
