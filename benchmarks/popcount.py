@@ -112,7 +112,7 @@ def main(argv):
                 if r.spram:
                     print(f"     ({name} also uses {r.spram} SPRAM)")
             print()
-    print("FA bound: N - bits(N) full adders, one per LC (N=64: 57, N=256: 247 when measured).")
+    print("LC/FA: LC / (N - bits(N)), logic cells per full adder of a logic-only popcount.")
     return 0
 
 

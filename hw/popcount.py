@@ -1,6 +1,7 @@
-"""Popcount generators (combinational).
+"""Popcount generators.
 
-Two implementations of the same function, selected by ``popcount(..., impl=...)``:
+Two combinational implementations of the same function, selected by
+``popcount(..., impl=...)``:
 
 ``"tree"``
     A behavioural balanced adder tree. Portable; on iCE40 yosys/ABC maps it to LUT-only full
@@ -25,6 +26,14 @@ Two implementations of the same function, selected by ``popcount(..., impl=...)`
     With ``primitives=True`` the cells are SB_LUT4 / SB_CARRY instances; otherwise each cell is
     its exact behavioural model (the LUT_INIT lookup and the majority), so the same netlist
     simulates in ``amaranth.sim``.
+
+and a registered one, :func:`popcount_ebr` / :class:`PopcountEBR`: block-RAM popcount
+tables. Each group of at most 10 inputs addresses a ROM (one iCE40 EBR, SB_RAM40_4K in its
+1024x4 mode) holding the popcount of its xnor with the constant weights; the reads are
+synchronous, so the count comes one cycle after the inputs. The 4-bit table outputs are summed
+by the carry-chain compressor tree above, planned over a bit heap of weighted bits
+(:func:`plan_ice40` with ``weights``), or by a behavioural adder tree. About 0.5 logic cells
+and 0.1 EBR per input bit, where the device has 30 EBRs.
 """
 
 from dataclasses import dataclass, field

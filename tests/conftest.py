@@ -28,3 +28,15 @@ def trained_onnx(trained_mlp, tmp_path_factory, digits_split):
     export_onnx(trained_mlp, d / "model.onnx")
     np.save(d / "digits_test.npy", digits_split.x_test)
     return d / "model.onnx"
+
+
+@pytest.fixture(scope="session")
+def small_onnx(tmp_path_factory, digits_split):
+    """A small binary MLP (64 -> 32 -> 10) for end-to-end CLI runs: quick to build and simulate."""
+    s = digits_split
+    net = train(BinaryMLP(s.x_train.shape[1], (32,), s.n_classes, in_bits=s.in_bits),
+                s.x_train, s.y_train, epochs=20, seed=0, progress=False)
+    d = tmp_path_factory.mktemp("small")
+    export_onnx(net, d / "model.onnx")
+    np.save(d / "digits_test.npy", s.x_test)
+    return d / "model.onnx"

@@ -1,5 +1,6 @@
 """The ``hwgen`` command line: bad input gives one line, exit code 2 and no output folder."""
 
+import json
 import re
 import subprocess
 import sys
@@ -85,9 +86,9 @@ def test_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path, trained_onnx):
 
 @pytest.mark.rtl
 @pytest.mark.synth
-def test_build_writes_every_artifact(tmp_path, trained_onnx):
-    test_split = trained_onnx.parent / "digits_test.npy"
-    r = _hwgen("build", trained_onnx, "--target", "ice40", "--out", "build",
+def test_build_writes_every_artifact(tmp_path, small_onnx):
+    test_split = small_onnx.parent / "digits_test.npy"
+    r = _hwgen("build", small_onnx, "--target", "ice40", "--out", "build",
                "--vectors", test_split, "--random-vectors", "2000", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     out = tmp_path / "build"
@@ -97,3 +98,12 @@ def test_build_writes_every_artifact(tmp_path, trained_onnx):
     assert "2360/2360 vectors matched" in (out / "verify.log").read_text()
     assert (out / "top.bin").stat().st_size == 104_090   # an iCE40 UP5K bitstream
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".build.")]
+    report = json.loads((out / "report.json").read_text())
+    assert 0 < report["lcs"] <= report["lcs_total"] == 5280
+    assert report["fmax_mhz"] > 0 and report["cycles_per_inference"] > 0
+    # a second build into the same folder replaces it
+    r = _hwgen("build", small_onnx, "--out", "build", "--random-vectors", "100", "--no-synth",
+               cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "100/100 vectors matched" in (out / "verify.log").read_text()
+    assert not (out / "top.bin").exists()
