@@ -94,6 +94,7 @@ def main(argv):
               f"{'LC/FA':>5} {'lat':>3}")
     print(header)
     print("-" * len(header))
+    verdicts = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             try:
@@ -112,8 +113,27 @@ def main(argv):
                 if r.spram:
                     print(f"     ({name} also uses {r.spram} SPRAM)")
             print()
+            verdicts.append(_verdict(n, rows))
     print("LC/FA: LC / (N - bits(N)), logic cells per full adder of a logic-only popcount.")
+    print("\n".join(verdicts))
     return 0
+
+
+def _verdict(n: int, rows) -> str:
+    """Where the designs stand against the 25 % target and the 1.0 LC-per-full-adder bound."""
+    ref = rows[0][2].lcs
+    bound = n - n.bit_length()
+    # a chain consumes at most 3 weight-1 bits and costs one boundary cell (see hw/popcount.py)
+    chain_floor = bound + n // 2
+    parts = []
+    for name, _, r in rows[1:]:
+        saving = 100 * (1 - r.lcs / ref)
+        verdict = "meets" if saving >= 25 else "misses"
+        parts.append(f"{name} {saving:.1f}% ({verdict} 25%, {r.lcs / bound:.2f} x bound, "
+                     f"{r.ebr} EBR)")
+    return (f"N={n}: " + "; ".join(parts)
+            + f". Logic-only carry chains cannot go below about {chain_floor} LC "
+              f"({chain_floor / bound:.2f} x bound): only block RAM tables beat 1.0.")
 
 
 if __name__ == "__main__":
