@@ -21,10 +21,17 @@ def _positive(s: str) -> int:
     return v
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a wrong flag is one line on stderr and exit code 2, like every other error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     from hwgen.boards.targets import TARGETS
 
-    p = argparse.ArgumentParser(prog="hwgen", description=__doc__.splitlines()[0])
+    p = _Parser(prog="hwgen", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="compile an ONNX model to a verified, synthesized design")
@@ -50,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hwgen.boards.flow import DoesNotFitError
+    from hwgen.boards.flow import DoesNotFitError, FlowError
     from hwgen.hw.folding import DoesNotFitError as FoldingDoesNotFit
     from hwgen.sw.build import BuildError, UsageError, build
     from hwgen.sw.compiler import CompileError
@@ -67,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CompileError, DoesNotFitError, FoldingDoesNotFit, UsageError) as e:
         print(f"hwgen: error: {e}", file=sys.stderr)
         return 2
-    except BuildError as e:
+    except (BuildError, FlowError) as e:
         print(f"hwgen: error: {e}", file=sys.stderr)
         return 1
     print(result.summary())

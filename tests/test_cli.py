@@ -66,7 +66,12 @@ def test_model_too_big_for_the_device(tmp_path):
 
 def test_unknown_target_is_refused(tmp_path, trained_onnx):
     r = _hwgen("build", trained_onnx, "--target", "nosuchboard", cwd=tmp_path)
-    assert r.returncode == 2 and "nosuchboard" in r.stderr
+    _assert_one_line_error(r, "nosuchboard", "ice40")
+
+
+def test_wrong_flag_is_one_line(tmp_path, trained_onnx):
+    r = _hwgen("build", trained_onnx, "--frobnicate", cwd=tmp_path)
+    _assert_one_line_error(r, "--frobnicate")
 
 
 def test_bad_vectors_file_names_the_file(tmp_path, trained_onnx):

@@ -1,0 +1,185 @@
+"""The classification task of seed 002 (§III-A) and its two networks, configurations A and B.
+
+A signal of n samples is drawn from a zero-mean Gaussian with covariance X_ij = r^|i-j| (eq. 6);
+the class is which of ``n_classes`` values of r, evenly spaced in [-r_max, r_max], made it.
+
+Signals are generated with the AR(1) recursion
+
+    x_0 = e_0,    x_t = r x_{t-1} + sqrt(1 - r^2) e_t,    e_t ~ N(0, 1) i.i.d.,
+
+which is stationary with Var x_t = 1 and Cov(x_t, x_{t+k}) = r^k: exactly eq. 6. It costs O(n)
+per signal and needs no n x n matrix (it *is* multiplication by the Cholesky factor of the
+Toeplitz covariance, done as a recursion).
+
+Configuration A is a MAC hidden layer (307 units, ReLU: the paper does not name the activation)
+and B a SAM hidden layer (1024 units, eq. 5), each followed by a dense layer with 10 outputs and a
+softmax (in the loss). Training draws fresh signals for every step (§III-C), so there is no
+training set and no validation set; the test set is fixed (10^5 signals from a seed, §III-D).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .sam import FORMS, SAMLinear
+
+__all__ = ["CorrelatedTask", "CorrelatedConfig", "CONFIG_A", "CONFIG_B", "build_model",
+           "train_correlated", "accuracy", "confusion"]
+
+
+@dataclass(frozen=True)
+class CorrelatedTask:
+    """Signals with covariance r^|i-j| (eq. 6), one class per value of r.
+
+    Members
+    -------
+    n : int
+        Samples per signal (the network's inputs).
+    n_classes : int
+        Number of values of r.
+    r_max : float
+        The values of r are evenly spaced in [-r_max, r_max].
+    """
+
+    n: int = 512
+    n_classes: int = 10
+    r_max: float = 0.9
+
+    def __post_init__(self):
+        if self.n < 2 or self.n_classes < 2:
+            raise ValueError(f"need n >= 2 and n_classes >= 2, not {self.n!r}, {self.n_classes!r}")
+        if not 0.0 < self.r_max < 1.0:
+            raise ValueError(f"r_max must lie in (0, 1), not {self.r_max!r}")
+
+    @property
+    def rs(self) -> torch.Tensor:
+        """The value of r of each class, ascending."""
+        return torch.linspace(-self.r_max, self.r_max, self.n_classes, dtype=torch.float64)
+
+    def signals(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One float32 signal of shape ``(n,)`` per label, by the AR(1) recursion."""
+        r = self.rs[labels].to(torch.float32)
+        innovation = torch.sqrt(1.0 - r * r)
+        x = torch.randn(len(labels), self.n, generator=generator)
+        for t in range(1, self.n):
+            x[:, t] = r * x[:, t - 1] + innovation * x[:, t]
+        return x
+
+    def sample(self, batch_size: int, generator: torch.Generator
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fresh batch of (signals, labels) with uniformly random labels."""
+        y = torch.randint(0, self.n_classes, (batch_size,), generator=generator)
+        return self.signals(y, generator), y
+
+    def test_set(self, size: int = 100_000, *, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fixed, balanced test set: label ``k % n_classes`` for the k-th signal."""
+        y = torch.arange(size) % self.n_classes
+        return self.signals(y, torch.Generator().manual_seed(seed)), y
+
+
+@dataclass(frozen=True)
+class CorrelatedConfig:
+    """One network of §III-B with its training settings of §III-C.
+
+    Members
+    -------
+    hidden : str
+        ``"mac"`` (dense + bias + ReLU) or ``"sam"`` (:class:`SAMLinear`).
+    width : int
+        Outputs of the hidden layer.
+    batch_size, lr, steps_per_epoch, epochs : int, float, int, int
+        Adam training on fresh signals; the paper trains 1000 epochs.
+    sam_form : str
+        The SAM form (:data:`hwgen.sw.sam.FORMS`) of a ``"sam"`` hidden layer.
+    task : CorrelatedTask
+        The signals to classify.
+    """
+
+    hidden: str
+    width: int
+    batch_size: int
+    lr: float
+    steps_per_epoch: int
+    epochs: int = 1000
+    sam_form: str = "max+min"
+    task: CorrelatedTask = field(default_factory=CorrelatedTask)
+
+    def __post_init__(self):
+        if self.hidden not in ("mac", "sam"):
+            raise ValueError(f"hidden must be 'mac' or 'sam', not {self.hidden!r}")
+        if self.sam_form not in FORMS:
+            raise ValueError(f"sam_form must be one of {sorted(FORMS)}, not {self.sam_form!r}")
+        if min(self.width, self.batch_size, self.steps_per_epoch, self.epochs) < 1 or self.lr <= 0:
+            raise ValueError(f"sizes, steps and lr must be positive: {self!r}")
+
+
+#: Configuration A: MAC hidden layer of 0.6 n ~ 307 units; batch 64, Adam 1e-3, 1000 steps/epoch.
+CONFIG_A = CorrelatedConfig(hidden="mac", width=307, batch_size=64, lr=1e-3, steps_per_epoch=1000)
+#: Configuration B: SAM hidden layer of 2 n = 1024 units; batch 256, Adam 8e-3, 250 steps/epoch.
+CONFIG_B = CorrelatedConfig(hidden="sam", width=1024, batch_size=256, lr=8e-3, steps_per_epoch=250)
+
+
+def build_model(config: CorrelatedConfig) -> nn.Sequential:
+    """Hidden layer of ``config`` followed by a dense layer with one logit per class (Fig. 2)."""
+    n, classes = config.task.n, config.task.n_classes
+    if config.hidden == "mac":
+        hidden = [nn.Linear(n, config.width), nn.ReLU()]
+    else:
+        hidden = [SAMLinear(n, config.width, form=config.sam_form)]
+    return nn.Sequential(*hidden, nn.Linear(config.width, classes))
+
+
+def train_correlated(config: CorrelatedConfig, *, seed: int = 0, progress: bool = True
+                     ) -> nn.Sequential:
+    """Train ``build_model(config)`` with Adam on cross-entropy, a fresh batch every step.
+
+    Runs on one CPU thread (restored afterwards): the forward of a SAM layer is memory-bound,
+    and more threads only contend on the shared cores.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(seed)
+        model = build_model(config)
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+        loss_fn = nn.CrossEntropyLoss()
+        gen = torch.Generator().manual_seed(seed)
+        bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=not progress)
+        model.train()
+        for _ in bar:
+            total = 0.0
+            for _ in range(config.steps_per_epoch):
+                x, y = config.task.sample(config.batch_size, gen)
+                loss = loss_fn(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.item()
+            bar.set_postfix(loss=f"{total / config.steps_per_epoch:.3f}")
+        model.eval()
+        return model
+    finally:
+        torch.set_num_threads(threads)
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    return torch.cat([model(x[i:i + batch_size]).argmax(dim=1)
+                      for i in range(0, len(x), batch_size)])
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024
+             ) -> float:
+    """Fraction of ``x`` classified as ``y`` (argmax ties to the lowest class)."""
+    return float((_predict(model, x, batch_size) == y).double().mean())
+
+
+def confusion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_classes: int, *,
+              batch_size: int = 1024) -> torch.Tensor:
+    """Counts ``c[true, predicted]`` as in Fig. 4 of seed 002."""
+    pred = _predict(model, x, batch_size)
+    return torch.bincount(y * n_classes + pred, minlength=n_classes ** 2).view(n_classes, n_classes)
