@@ -142,3 +142,23 @@ def test_missing_and_corrupt_files(tmp_path):
     bad.write_bytes(b"this is not protobuf")
     with pytest.raises(CompileError, match="bad.onnx: not a valid ONNX model"):
         compile_onnx(bad)
+
+
+def test_gemm_with_bias_and_scaled_bipolar_weights_folds_exactly():
+    # Brevitas-style: Gemm(transB=1) with a bias and a weight scale, then batch norm and sign
+    rng = np.random.default_rng(7)
+    q, inits = _quant_in(bits=3)
+    w = np.where(rng.random((5, 4)) < 0.5, -1.0, 1.0)          # (out, in) for transB
+    inits.update(w=w * 0.25, bias=rng.normal(size=5), gamma=rng.normal(size=5),
+                 beta=rng.normal(size=5), mean=rng.normal(size=5), var=rng.random(5) + 0.5)
+    nodes = [q, helper.make_node("Gemm", ["xq", "w", "bias"], ["g"], name="gemm", transB=1),
+             helper.make_node("BatchNormalization", ["g", "gamma", "beta", "mean", "var"],
+                              ["bn"], name="bn", epsilon=1e-3),
+             helper.make_node("BipolarQuant", ["bn", "one"], ["act"], name="act",
+                              domain=QONNX_DOMAIN)]
+    m = compile_onnx(_model(nodes, inits, 4, 5))
+    xs = np.array(list(itertools.product(range(8), repeat=4)))
+    f32 = {k: np.asarray(v, np.float32).astype(np.float64) for k, v in inits.items()}
+    pre = xs @ f32["w"].T + f32["bias"]
+    bn = (pre - f32["mean"]) / np.sqrt(f32["var"] + 1e-3) * f32["gamma"] + f32["beta"]
+    assert np.array_equal(golden.run(m, xs), (bn >= 0).astype(np.int64))
