@@ -72,14 +72,17 @@ class OutputFunction:
         if len(self.magnitudes) != len(self.thresholds) + 1:
             raise ValueError(f"need one magnitude more than thresholds, not {self.magnitudes!r} "
                              f"for {self.thresholds!r}")
-        if list(self.thresholds) != sorted(set(self.thresholds)) or any(t <= 0 for t in self.thresholds):
-            raise ValueError(f"thresholds must be positive and strictly ascending, not {self.thresholds!r}")
+        ascending = list(self.thresholds) == sorted(set(self.thresholds))
+        if not ascending or any(t <= 0 for t in self.thresholds):
+            raise ValueError("thresholds must be positive and strictly ascending, "
+                             f"not {self.thresholds!r}")
         if list(self.magnitudes) != sorted(set(self.magnitudes)) or self.magnitudes[0] < 0:
-            raise ValueError(f"magnitudes must be non-negative and strictly ascending, not {self.magnitudes!r}")
+            raise ValueError("magnitudes must be non-negative and strictly ascending, "
+                             f"not {self.magnitudes!r}")
 
     @property
     def levels(self) -> tuple[float, ...]:
-        return tuple(sorted({-m for m in self.magnitudes} | set(self.magnitudes)))
+        return tuple(sorted({-m for m in self.magnitudes if m > 0} | set(self.magnitudes)))
 
     def __call__(self, a: torch.Tensor) -> torch.Tensor:
         # right=False: thresholds[k-1] < |a| <= thresholds[k] gives k, so ties go to the lower level
@@ -111,7 +114,8 @@ def power_of_two(n_bits: int) -> OutputFunction:
     ``|a|`` to the nearest level, a tie going to the smaller one.
     """
     if not (isinstance(n_bits, int) and n_bits >= 2):
-        raise ValueError(f"power-of-two levels need n_bits >= 2 (1 bit is sign, eq. 4), not {n_bits!r}")
+        raise ValueError("power-of-two levels need n_bits >= 2 (1 bit is sign, eq. 4), "
+                         f"not {n_bits!r}")
     q = 2 ** (n_bits - 1) - 1
     magnitudes = (0.0,) + tuple(2.0 ** -p for p in range(q - 1, -1, -1))
     thresholds = tuple((lo + hi) / 2 for lo, hi in zip(magnitudes, magnitudes[1:]))
@@ -205,7 +209,9 @@ class AlphaSchedule:
     inference runs (eq. 20). The default start, 1/2, is the STE's gradient (Theorem 1).
 
     Calling it with a step ``t`` gives ``start + (1 - start) * min(t, steps) / steps``: ``start``
-    at 0, non-decreasing, 1 from ``steps`` on.
+    at 0, non-decreasing, 1 from ``steps`` on. Give it fewer steps than training has, so that the
+    last ones run at ``alpha = 1`` and batch norm's running statistics are those of the
+    quantized forward pass.
     """
 
     steps: int
@@ -272,7 +278,7 @@ class QuantLinear(nn.Linear):
 
 
 def set_alpha(model: nn.Module, alpha: float) -> None:
-    """Set ``alpha`` of every :class:`AQE` estimator in ``model``'s quantizers (shared ones once)."""
+    """Set ``alpha`` of every :class:`AQE` estimator in ``model``'s quantizers."""
     for module in model.modules():
         if isinstance(module, Quantizer) and isinstance(module.estimator, AQE):
             module.estimator.alpha = alpha
