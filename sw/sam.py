@@ -120,6 +120,9 @@ def sum_min(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return _SumReduce.apply(x, w, "min")
 
 
+_REDUCERS = {"max": sum_max, "min": sum_min}
+
+
 class SAMLinear(nn.Module):
     """Dense Sum-and-Max layer: eq. 5 by default, eq. 3 and eq. 4 for comparison.
 
@@ -160,8 +163,7 @@ class SAMLinear(nn.Module):
         return [self.weight_pos] if self.weight_neg is None else [self.weight_pos, self.weight_neg]
 
     def forward(self, x):
-        reducers = {"max": sum_max, "min": sum_min}
-        return sum(sign * reducers[reduce](x, w)
+        return sum(sign * _REDUCERS[reduce](x, w)
                    for (reduce, sign), w in zip(FORMS[self.form], self.term_weights()))
 
     def extra_repr(self) -> str:
@@ -259,11 +261,14 @@ class SparseTerm:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         rows = torch.repeat_interleave(torch.arange(self.n_out), self.indptr.diff())
-        sums = x[:, self.indices] + self.values
         out = self.fill.to(x.dtype).expand(len(x), -1).clone()
-        # include_self=False: outputs with pairs take the max (min) of their sums only
-        out.scatter_reduce_(1, rows.expand(len(x), -1), sums, reduce="a" + self.reduce,
-                            include_self=False)
+        # like the dense forward, hold at most CHUNK_ELEMENTS sums: walk the samples in chunks
+        chunk = max(1, CHUNK_ELEMENTS // max(1, len(self.indices)))
+        for start in range(0, len(x), chunk):
+            sums = x[start:start + chunk, self.indices] + self.values
+            # include_self=False: outputs with pairs take the max (min) of their sums only
+            out[start:start + chunk].scatter_reduce_(
+                1, rows.expand(len(sums), -1), sums, reduce="a" + self.reduce, include_self=False)
         return self.sign * out
 
 
