@@ -35,9 +35,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .layers import ClippedWeights
+
 __all__ = [
     "OutputFunction", "sign", "ternary", "power_of_two", "STE", "AQE", "AlphaSchedule",
-    "Quantizer", "QuantLinear", "set_alpha", "clip_quant_weights", "inference_op", "FLOAT_BITS",
+    "Quantizer", "QuantLinear", "set_alpha", "inference_op", "FLOAT_BITS",
 ]
 
 FLOAT_BITS = 16
@@ -252,10 +254,10 @@ class Quantizer(nn.Module):
         return f"levels={self.h.levels}, estimator={self.estimator!r}"
 
 
-class QuantLinear(nn.Linear):
+class QuantLinear(ClippedWeights, nn.Linear):
     """Linear layer with quantized weights (eq. 19 in training, eq. 20 in eval); no bias.
 
-    The real weights start uniform in [-1, 1] and are kept there by :func:`clip_quant_weights`
+    The real weights start uniform in [-1, 1] and are kept there by :func:`hwgen.sw.layers.clip_weights`
     after every optimizer step (Algorithm 1). Batch norm follows in place of a bias (§III-E).
 
     Members
@@ -285,13 +287,6 @@ def set_alpha(model: nn.Module, alpha: float) -> None:
 
 
 @torch.no_grad()
-def clip_quant_weights(model: nn.Module) -> None:
-    """Clip every :class:`QuantLinear`'s real weights to [-1, 1] (Algorithm 1, step 2)."""
-    for module in model.modules():
-        if isinstance(module, QuantLinear):
-            module.weight.clamp_(-1.0, 1.0)
-
-
 def inference_op(m_bits: int, n_bits: int) -> str:
     """Table I: the operation an M-bit-input, N-bit-weight layer needs in inference.
 

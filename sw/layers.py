@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["binarize", "BinaryLinear", "BinaryActivation", "BinaryMLP", "clip_weights"]
+__all__ = ["binarize", "ClippedWeights", "BinaryLinear", "BinaryActivation", "BinaryMLP",
+           "clip_weights"]
 
 
 class _SignSTE(torch.autograd.Function):
@@ -33,7 +34,11 @@ def binarize(x: torch.Tensor) -> torch.Tensor:
     return _SignSTE.apply(x)
 
 
-class BinaryLinear(nn.Linear):
+class ClippedWeights:
+    """Marks a module whose real ``weight`` :func:`clip_weights` keeps in [-1, 1]."""
+
+
+class BinaryLinear(ClippedWeights, nn.Linear):
     """Linear layer with weights binarized by :func:`binarize`; no bias (batch norm follows)."""
 
     def __init__(self, in_features: int, out_features: int):
@@ -84,7 +89,8 @@ class BinaryMLP(nn.Module):
 
 @torch.no_grad()
 def clip_weights(model: nn.Module) -> None:
-    """Clip every binary layer's real weights to [-1, 1] (Algorithm 1 of seed 004)."""
+    """Clip the real weights of every :class:`ClippedWeights` module to [-1, 1] (Algorithm 1
+    of seed 004): outside it the STE gradient (eq. 5) is zero and the weight would stop learning."""
     for module in model.modules():
-        if isinstance(module, BinaryLinear):
+        if isinstance(module, ClippedWeights):
             module.weight.clamp_(-1.0, 1.0)

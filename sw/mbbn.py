@@ -46,7 +46,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .golden import pack_bits
-from .layers import binarize
+from .layers import ClippedWeights, binarize
 
 __all__ = [
     "hard_tanh", "hard_relu", "odd_round", "mbit_encode", "quantize", "Quantize",
@@ -298,7 +298,7 @@ def eq16_speedup(n: int, m_bits: int, k_bits: int, *, gamma: float = 1.91,
     return n * gamma / (mk * (gamma + 2 * math.ceil(n / register)) + (mk - 1) * beta)
 
 
-class MBBNLinear(nn.Module):
+class MBBNLinear(ClippedWeights, nn.Module):
     """A multi-branch binary dense layer trained by Algorithm 1; no bias (batch norm follows).
 
     The input is encoded into M digit vectors (eq. 10); the K real weight matrices are each

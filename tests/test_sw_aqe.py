@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from hwgen.sw.aqe import (
-    AQE, STE, AlphaSchedule, QuantLinear, Quantizer, clip_quant_weights, inference_op,
+    AQE, STE, AlphaSchedule, QuantLinear, Quantizer, inference_op,
     power_of_two, set_alpha, sign, ternary,
 )
-from hwgen.sw.layers import binarize
+from hwgen.sw.layers import binarize, clip_weights
 
 A = [-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5]
 G = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
@@ -205,11 +205,11 @@ def test_quantizer_in_eval_is_h_alone():
     assert q(a).tolist() == [-1.0, -0.25, 0.0, 0.25, 0.5]
 
 
-def test_clip_quant_weights_clips_to_unit_interval_and_keeps_the_inside():
+def test_clip_weights_clips_quant_linear_to_unit_interval_and_keeps_the_inside():
     layer = QuantLinear(3, 2, weight_h=ternary(), estimator=AQE())
     with torch.no_grad():
         layer.weight.copy_(torch.tensor([[3.0, -0.375, -1.5], [0.5, -7.0, 0.0]]))
-    clip_quant_weights(nn.Sequential(layer))
+    clip_weights(nn.Sequential(layer))
     assert layer.weight.tolist() == [[1.0, -0.375, -1.0], [0.5, -1.0, 0.0]]
 
 
@@ -260,7 +260,7 @@ def test_w1a1_aqe_net_learns_digits(digits_split):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                clip_quant_weights(model)
+                clip_weights(model)
                 step += 1
         assert est.alpha == 1.0
         model.eval()

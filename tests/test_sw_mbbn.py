@@ -319,3 +319,17 @@ def test_decomposed_qnn_predicts_the_same_on_packed_branches(mixed_qnn, digits_s
                 a = net.bns[i](torch.as_tensor(acc, dtype=torch.float64))
                 t_next = qnn.layers[i + 1].act.range()
                 torch.testing.assert_close(a, qnn.bns[i](q_out) / t_next, rtol=1e-9, atol=1e-9)
+
+
+def test_training_clips_mbbn_branch_weights_to_unit_interval():
+    from hwgen.sw.layers import clip_weights
+
+    layer = mbbn.MBBNLinear(5, 3, m_bits=2, k_bits=2)
+    with torch.no_grad():
+        layer.weight.mul_(4)
+    inside = layer.weight.detach().abs() <= 1
+    before = layer.weight.detach().clone()
+    clip_weights(torch.nn.Sequential(layer))
+    w = layer.weight.detach()
+    assert w.abs().max() <= 1 and (w.abs() == 1).any()
+    assert torch.equal(w[inside], before[inside])
