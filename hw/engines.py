@@ -24,7 +24,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hwgen.hw.popcount import popcount
+from hwgen.hw.popcount import adder_tree, popcount
 from hwgen.sw import ir
 
 __all__ = [
@@ -71,14 +71,6 @@ def _rom(m: Module, name: str, words: list[int], width: int, addr: Value, mode: 
     m.d.comb += port.addr.eq(addr)
     m.d.sync += word.eq(port.data)
     return word
-
-
-def _adder_tree(terms: list[Value]) -> Value:
-    """Sum of ``terms`` as a balanced tree of two-input adders (depth ceil(log2 N))."""
-    while len(terms) > 1:
-        paired = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
-        terms = paired + terms[len(paired) * 2:]
-    return terms[0]
 
 
 def _check_fold(name: str, value, n: int, what: str) -> int:
@@ -311,7 +303,7 @@ class DenseIntBinWEngine(_DenseEngine):
         for s in range(self.simd):
             xs = x[s] if self.in_type.kind == "signed" else Cat(x[s], 0).as_signed()
             terms.append(Mux(w[s], xs, ~xs))
-        return _adder_tree(terms) + popcount(m, ~w)
+        return adder_tree(terms) + popcount(m, ~w)
 
 
 class XnorPopcountEngine(_DenseEngine):

@@ -42,12 +42,20 @@ from amaranth.hdl import Cat, Const, Elaboratable, Instance, Module, Signal, Val
 from amaranth.lib.memory import Memory
 from amaranth.vendor import SiliconBluePlatform
 
-__all__ = ["popcount", "Popcount", "plan_ice40", "ICE40Plan", "popcount_ebr", "PopcountEBR",
-           "ebr_tables"]
+__all__ = ["adder_tree", "popcount", "Popcount", "plan_ice40", "ICE40Plan", "popcount_ebr",
+           "PopcountEBR", "ebr_tables"]
 
 # Longest physical carry chain emitted before starting a new one (an iCE40 UP5K logic column
 # holds 30 tiles of 8 cells; nextpnr would otherwise split longer chains itself).
 MAX_CHAIN_CELLS = 192
+
+
+def adder_tree(terms: list[Value]) -> Value:
+    """Sum of ``terms`` as a balanced tree of two-input adders (depth ceil(log2 N))."""
+    while len(terms) > 1:
+        paired = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
+        terms = paired + terms[len(paired) * 2:]
+    return terms[0]
 
 
 def popcount(m: Module, bits: Value, *, impl: str = "tree", invert: int = 0,
@@ -67,12 +75,7 @@ def popcount(m: Module, bits: Value, *, impl: str = "tree", invert: int = 0,
         raise ValueError(f"invert mask {invert:#x} does not fit {n} bits")
     if impl == "tree":
         terms = [(bits[i] ^ ((invert >> i) & 1)).as_unsigned() for i in range(n)]
-        while len(terms) > 1:
-            nxt = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
-            if len(terms) % 2:
-                nxt.append(terms[-1])
-            terms = nxt
-        return terms[0][:n.bit_length()]
+        return adder_tree(terms)[:n.bit_length()]
     if impl == "ice40":
         return _build_ice40(m, bits, plan_ice40(n, invert), primitives)
     raise ValueError(f"unknown popcount implementation {impl!r}")
@@ -182,10 +185,7 @@ def popcount_ebr(m: Module, bits: Value, *, invert: int = 0, table_bits: int = 1
     if len(outs) == 1:
         return outs[0]
     if adder == "tree":
-        while len(outs) > 1:
-            paired = [outs[i] + outs[i + 1] for i in range(0, len(outs) - 1, 2)]
-            outs = paired + outs[len(paired) * 2:]
-        return outs[0][:n.bit_length()]
+        return adder_tree(outs)[:n.bit_length()]
     heap = [o[j] for o in outs for j in range(len(o))]
     weights = [j for o in outs for j in range(len(o))]
     plan = plan_ice40(len(heap), weights=weights, max_value=n)

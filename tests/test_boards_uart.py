@@ -166,6 +166,15 @@ def test_rx_overrun_keeps_first_byte():
     assert seen == [0x12]
 
 
+async def offer_bytes(ctx, i_stream, values):
+    """Offer each byte of ``values`` on ``i_stream`` until it is taken."""
+    for value in values:
+        ctx.set(i_stream.payload, value)
+        ctx.set(i_stream.valid, 1)
+        await ctx.tick().until(i_stream.ready)
+    ctx.set(i_stream.valid, 0)
+
+
 def test_tx_random_bytes():
     rng = np.random.default_rng(2)
     values = EDGE_BYTES + [int(v) for v in rng.integers(0, 256, 40)]
@@ -173,11 +182,7 @@ def test_tx_random_bytes():
     decoded = []
 
     async def feeder(ctx):
-        for value in values:
-            ctx.set(dut.i_stream.payload, value)
-            ctx.set(dut.i_stream.valid, 1)
-            await ctx.tick().until(dut.i_stream.ready)
-        ctx.set(dut.i_stream.valid, 0)
+        await offer_bytes(ctx, dut.i_stream, values)
 
     async def decoder(ctx):
         decoded.extend(await receive_bytes(ctx, dut.tx, len(values), cycles=dut.bit_cycles))
@@ -195,11 +200,7 @@ def test_tx_to_rx_loopback():
     received = []
 
     async def feeder(ctx):
-        for value in values:
-            ctx.set(tx.i_stream.payload, value)
-            ctx.set(tx.i_stream.valid, 1)
-            await ctx.tick().until(tx.i_stream.ready)
-        ctx.set(tx.i_stream.valid, 0)
+        await offer_bytes(ctx, tx.i_stream, values)
 
     async def collector(ctx):
         ctx.set(rx.o_stream.ready, 1)
