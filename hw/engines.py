@@ -1,24 +1,36 @@
 """Layer engines: one folded stream component per IR layer kind, found through :data:`ENGINES`.
 
 Every engine shares one controller (:class:`FoldedEngine`). It takes a whole input vector into
-an input register, then walks ``(n_out / pe) * (n_in / simd)`` fold steps, one per cycle, in a
-three stage pipeline:
+an input register, then walks ``(n_out / pe) * (n_in / simd) * branch_folds`` fold steps, one
+per cycle, in a three stage pipeline. A fold step is a neuron fold ``nf``, a synapse fold ``sf``
+and, innermost, a branch fold ``bf`` (only multi-branch layers have more than one):
 
 * stage 0: the step counter addresses the weight ROM;
 * stage 1: the ROM word and the ``simd`` input chunk meet; ``pe`` partial results are folded
   into per-neuron accumulators;
-* stage 2: after the last synapse fold of a neuron fold, the ``pe`` finished outputs
-  (thresholded or not) shift into the output register.
+* stage 2: after the last branch fold of the last synapse fold of a neuron fold, the ``pe``
+  finished outputs (thresholded or not) shift into the output register.
 
 ROMs are read one cycle after their address in both weight modes: a block RAM through its
 synchronous read port, a LUT ROM through a combinational read port and a register. A ROM of a
 single word is a constant, so a fully parallel layer has its weights folded into the logic.
+
+Thresholds (one level, :class:`hwgen.sw.ir.Threshold`, or L levels,
+:class:`hwgen.sw.ir.MultiThreshold`) live in a ROM of one word per neuron fold, stored as
+``t + flip`` so that ``acc <= t`` is ``not (acc >= t + 1)``: one ``>=`` comparator per level,
+its result xored with the row's flip bit. Rows are sorted, so the L comparison bits of a neuron
+form a thermometer code, and the output code (their count) is decoded from it.
+
+Multi-branch layers (:class:`MBBNEngine`) spread their M * K branches over ``branch_folds``
+cycles; see there for how the branch shifts stay wiring plus one small shifter per neuron.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -28,8 +40,9 @@ from hwgen.hw.popcount import adder_tree, popcount
 from hwgen.sw import ir
 
 __all__ = [
-    "WEIGHT_MODES", "element_shape", "vector_layout", "FoldedEngine", "DenseIntBinWEngine",
-    "XnorPopcountEngine", "ArgMaxEngine", "ENGINES",
+    "WEIGHT_MODES", "element_shape", "vector_layout", "FoldStep", "FoldedEngine",
+    "DenseIntBinWEngine", "XnorPopcountEngine", "MBBNEngine", "MultiThresholdEngine",
+    "ArgMaxEngine", "branch_split", "ENGINES",
 ]
 
 WEIGHT_MODES = ("logic", "bram")
@@ -52,6 +65,12 @@ def _pack(fields: list[int], width: int) -> int:
     """Concatenate two's complement ``fields`` of ``width`` bits each, the first lowest."""
     mask = (1 << width) - 1
     return sum((int(v) & mask) << (i * width) for i, v in enumerate(fields))
+
+
+def _pack_bits(bits: np.ndarray) -> list[int]:
+    """One integer per row of a (rows, width) 0/1 array, column 0 the lowest bit."""
+    packed = np.packbits(np.asarray(bits, dtype=np.uint8), axis=-1, bitorder="little")
+    return [int.from_bytes(row.tobytes(), "little") for row in packed]
 
 
 def _rom(m: Module, name: str, words: list[int], width: int, addr: Value, mode: str) -> Value:
@@ -83,12 +102,15 @@ def _check_fold(name: str, value, n: int, what: str) -> int:
 class FoldStep:
     """Controller signals handed to an engine's datapath (see the module docs for stages)."""
 
-    addr: Value       # stage 0: fold step, nf * synapse_folds + sf, the weight ROM address
+    addr: Value       # stage 0: fold step, (nf * synapse_folds + sf) * branch_folds + bf,
+    #                   the weight ROM address
+    running: Value    # stage 0: ``addr`` holds a fold step (it moves on to the next one)
     valid: Value      # stage 1: a fold step is here
-    first: Value      # stage 1: it is the first synapse fold of its neuron fold
+    first: Value      # stage 1: it is the first step of its neuron fold (sf == 0 and bf == 0)
     sf: Value         # stage 1: its synapse fold
     nf: Value         # stage 1: its neuron fold
     x: data.View      # stage 1: the simd input elements of synapse fold ``sf``
+    bf: Value         # stage 1: its branch fold (zero bits wide with a single branch fold)
 
 
 class FoldedEngine(wiring.Component):
@@ -108,6 +130,9 @@ class FoldedEngine(wiring.Component):
         Output neurons computed in parallel; divides ``n_out``.
     simd : int
         Input elements consumed per cycle and neuron; divides ``n_in``.
+    branch_folds : int
+        Cycles spent on each synapse fold, the innermost loop (the branches of a multi-branch
+        layer spread in time); 1 for every other kind.
 
     Members
     -------
@@ -118,15 +143,19 @@ class FoldedEngine(wiring.Component):
 
     Latency is ``fold_steps + 4`` cycles from an input transfer to ``o_stream.valid`` when the
     engine is idle; throughput is one vector per ``fold_steps + 3`` cycles when the output is
-    taken as soon as it is valid, ``fold_steps = (n_out / pe) * (n_in / simd)``.
+    taken as soon as it is valid, ``fold_steps = (n_out / pe) * (n_in / simd) * branch_folds``.
     """
 
     def __init__(self, *, n_in: int, n_out: int, in_type: ir.TensorType,
-                 out_type: ir.TensorType, pe: int, simd: int):
+                 out_type: ir.TensorType, pe: int, simd: int, branch_folds: int = 1):
         self.n_in, self.n_out = n_in, n_out
         self.in_type, self.out_type = in_type, out_type
         self.pe = _check_fold("pe", pe, n_out, "output count")
         self.simd = _check_fold("simd", simd, n_in, "input count")
+        if not isinstance(branch_folds, int) or isinstance(branch_folds, bool) or \
+                branch_folds < 1:
+            raise ValueError(f"branch_folds must be a positive integer, not {branch_folds!r}")
+        self.branch_folds = branch_folds
         self.neuron_folds = n_out // pe
         self.synapse_folds = n_in // simd
         super().__init__({
@@ -136,8 +165,8 @@ class FoldedEngine(wiring.Component):
 
     @property
     def fold_steps(self) -> int:
-        """Compute cycles per vector: ``(n_out / pe) * (n_in / simd)``."""
-        return self.neuron_folds * self.synapse_folds
+        """Compute cycles per vector: ``(n_out / pe) * (n_in / simd) * branch_folds``."""
+        return self.neuron_folds * self.synapse_folds * self.branch_folds
 
     @property
     def latency(self) -> int:
@@ -155,7 +184,7 @@ class FoldedEngine(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        sfs, steps = self.synapse_folds, self.fold_steps
+        sfs, bfs, steps = self.synapse_folds, self.branch_folds, self.fold_steps
         elem_bits = Shape.cast(element_shape(self.in_type)).width
 
         x_reg = Signal.like(self.i_stream.payload)
@@ -163,10 +192,12 @@ class FoldedEngine(wiring.Component):
         busy = Signal()      # from the start of a vector until its output is handed on
         running = Signal()   # stage 0 holds a fold step
         addr = Signal(range(steps))
+        bf = Signal(range(bfs))
         sf = Signal(range(sfs))
         nf = Signal(range(self.neuron_folds))
         s1_valid, s1_first, s1_done, s2_valid, s2_done = (Signal(name=n) for n in (
             "s1_valid", "s1_first", "s1_done", "s2_valid", "s2_done"))
+        s1_bf = Signal.like(bf)
         s1_sf = Signal.like(sf)
         s1_nf = Signal.like(nf)
         out_reg = Signal.like(self.o_stream.payload)
@@ -186,25 +217,35 @@ class FoldedEngine(wiring.Component):
         with m.If(x_full & (~busy | handed_on)):
             m.d.sync += [busy.eq(1), running.eq(1)]
 
+        # the branch fold loop is innermost; with one branch fold it is left out altogether
         last_sf = sf == sfs - 1
+        first, s1_last = sf == 0, s1_sf == sfs - 1
         with m.If(running):
             m.d.sync += [addr.eq(addr + 1), sf.eq(Mux(last_sf, 0, sf + 1))]
             with m.If(last_sf):
                 m.d.sync += nf.eq(nf + 1)
             with m.If(addr == steps - 1):
                 m.d.sync += [running.eq(0), addr.eq(0), nf.eq(0)]
+            if bfs > 1:
+                last_bf = bf == bfs - 1
+                m.d.sync += bf.eq(Mux(last_bf, 0, bf + 1))
+                with m.If(~last_bf):     # sf and nf move on after the last branch fold only
+                    m.d.sync += [sf.eq(sf), nf.eq(nf)]
+        if bfs > 1:
+            first, s1_last = first & (bf == 0), s1_last & (s1_bf == bfs - 1)
+            m.d.sync += s1_bf.eq(bf)
         m.d.sync += [
-            s1_valid.eq(running), s1_first.eq(sf == 0), s1_sf.eq(sf), s1_nf.eq(nf),
+            s1_valid.eq(running), s1_first.eq(first), s1_sf.eq(sf), s1_nf.eq(nf),
             s1_done.eq(running & (addr == steps - 1)),
-            s2_valid.eq(s1_valid & (s1_sf == sfs - 1)), s2_done.eq(s1_done),
+            s2_valid.eq(s1_valid & s1_last), s2_done.eq(s1_done),
         ]
         with m.If(s1_done):
             m.d.sync += x_full.eq(0)
 
         x_chunk = data.ArrayLayout(element_shape(self.in_type), self.simd)(
             x_reg.as_value().word_select(s1_sf, self.simd * elem_bits))
-        outputs = Cat(*self.datapath(m, FoldStep(addr=addr, valid=s1_valid, first=s1_first,
-                                                 sf=s1_sf, nf=s1_nf, x=x_chunk)))
+        outputs = Cat(*self.datapath(m, FoldStep(addr=addr, running=running, valid=s1_valid, first=s1_first,
+                                                 sf=s1_sf, nf=s1_nf, x=x_chunk, bf=s1_bf)))
         with m.If(s2_valid):
             # fold nf enters at the top; after the last fold, fold 0 is at the bottom
             m.d.sync += out_reg.eq(Cat(out_reg.as_value()[len(outputs):], outputs))
@@ -213,58 +254,117 @@ class FoldedEngine(wiring.Component):
         return m
 
 
+def _threshold_rom(m: Module, threshold, lo: int, hi: int, pe: int, addr: Value,
+                   mode: str) -> tuple[Value, ir.TensorType, int]:
+    """ROM of a (multi-)threshold's rows for an accumulator in ``lo..hi``, one word per ``pe``
+    rows, read one cycle after ``addr``; returns ``(word, t_type, levels)``.
+
+    A row is its L levels ``t + flip`` (``acc <= t`` is ``not (acc >= t + 1)``) as ``t_type``
+    fields, then its flip bit. Clamping first changes no output (every acc lies in
+    ``[lo, hi]``), and bounds the stored levels to ``lo - 1 .. hi + 2``.
+    """
+    th = threshold.clamp(lo, hi)
+    t = th.t.reshape(len(th.flip), -1) + th.flip[:, None]
+    levels = t.shape[1]
+    t_type = ir.TensorType.for_range(lo - 1, hi + 2)
+    field = levels * t_type.bits + 1
+    rows = [_pack([*row.tolist(), int(f)], t_type.bits) for row, f in zip(t, th.flip)]
+    words = [_pack(rows[g * pe:(g + 1) * pe], field) for g in range(len(rows) // pe)]
+    return _rom(m, "thresholds", words, pe * field, addr, mode), t_type, levels
+
+
+def _thermometer_count(bits: list[Value]) -> Value:
+    """Count of ones of a thermometer code (``bits[l]`` set exactly for ``l < count``).
+
+    Bit b of the count is set when ``count // 2^b`` is odd, and ``count // 2^b == q`` is
+    ``bits[q 2^b - 1] & ~bits[(q + 1) 2^b - 1]``: about one gate per level in all.
+    """
+    n = len(bits)
+    out = []
+    for b in range(n.bit_length()):
+        terms = []
+        for q in range(1, (n >> b) + 1, 2):
+            lo, hi = (q << b) - 1, ((q + 1) << b) - 1
+            terms.append(bits[lo] & ~bits[hi] if hi < n else bits[lo])
+        out.append(Cat(*terms).any())
+    return Cat(*out)
+
+
+def _thresholded(accs: list[Value], word: Value, t_type: ir.TensorType,
+                 levels: int) -> list[Value]:
+    """Per accumulator, its threshold row's code: one ``>=`` per level, xored with the flip
+    bit; sorted rows make the level bits a thermometer code (see :func:`_threshold_rom`)."""
+    tb = t_type.bits
+    field = levels * tb + 1
+    outs = []
+    for p, acc in enumerate(accs):
+        base = p * field
+        flip = word[base + levels * tb]
+        passed = []
+        for level in range(levels):
+            t = word[base + level * tb:base + (level + 1) * tb]
+            t = t.as_signed() if t_type.kind == "signed" else t
+            passed.append((acc >= t) ^ flip)
+        outs.append(passed[0] if levels == 1 else _thermometer_count(passed))
+    return outs
+
+
 class _DenseEngine(FoldedEngine):
-    """Binary-weight dense layer: per-neuron accumulators, then an optional threshold."""
+    """Dense layer: weight ROM, per-neuron accumulators, then an optional (multi-)threshold.
+
+    Subclasses provide :meth:`partial`, and may change the weight bits a step needs
+    (:meth:`_weight_bits`), how they are stored (:meth:`weight_rom`) and what every neuron of
+    a step shares (:meth:`prepare`).
+    """
 
     def __init__(self, layer: ir.Layer, *, in_type: ir.TensorType, pe: int = 1, simd: int = 1,
-                 weights: str = "logic"):
+                 weights: str = "logic", branch_folds: int = 1):
         if weights not in WEIGHT_MODES:
             raise ValueError(f"weights must be one of {WEIGHT_MODES}, not {weights!r}")
         self.layer, self.weights = layer, weights
         self.acc_lo, self.acc_hi = layer.acc_range(in_type)
         self.acc_type = layer.acc_type(in_type)
         super().__init__(n_in=layer.n_in, n_out=layer.n_out, in_type=in_type,
-                         out_type=layer.out_type(in_type), pe=pe, simd=simd)
+                         out_type=layer.out_type(in_type), pe=pe, simd=simd,
+                         branch_folds=branch_folds)
 
-    def partial(self, m: Module, x: data.View, w: Value) -> Value:
-        """This step's contribution to one neuron's accumulator; ``w`` holds simd weight bits."""
+    def prepare(self, m: Module, step: FoldStep):
+        """What every neuron's :meth:`partial` takes from the step: the input chunk."""
+        return step.x
+
+    def partial(self, m: Module, x, w: Value) -> Value:
+        """This step's contribution to one neuron's accumulator; ``x`` is what :meth:`prepare`
+        returned, ``w`` the neuron's weight bits of the step."""
         raise NotImplementedError
 
-    def _weight_words(self) -> list[int]:
-        # word of step nf * sf_count + sf, bit p * simd + s: weight of neuron nf*pe+p, input sf*simd+s
+    def _weight_bits(self) -> np.ndarray:
+        """(fold_steps, pe, simd) 0/1: the weight of neuron nf*pe+p, input sf*simd+s at step
+        nf * synapse_folds + sf."""
         w = self.layer.weights.reshape(self.neuron_folds, self.pe, self.synapse_folds, self.simd)
-        rows = w.transpose(0, 2, 1, 3).reshape(self.fold_steps, self.pe * self.simd)
-        return [_pack(row.tolist(), 1) for row in rows]
+        return w.transpose(0, 2, 1, 3).reshape(self.fold_steps, self.pe, self.simd)
 
-    def _threshold_words(self, t_type: ir.TensorType) -> list[int]:
-        # acc <= t is not (acc >= t + 1): one >= comparator, its result xored with flip.
-        # Clamping first changes no output (every acc lies in [acc_lo, acc_hi]).
-        th = self.layer.threshold.clamp(self.acc_lo, self.acc_hi)
-        t = (th.t + th.flip).reshape(self.neuron_folds, self.pe)
-        flip = th.flip.reshape(self.neuron_folds, self.pe)
-        return [_pack([_pack([tv, int(fv)], t_type.bits) for tv, fv in zip(t_row, f_row)],
-                      t_type.bits + 1) for t_row, f_row in zip(t, flip)]
+    def weight_rom(self, m: Module, step: FoldStep) -> tuple[Value, int]:
+        """The weight word of the step in stage 1 and the bits it holds per neuron."""
+        bits = self._weight_bits()
+        rows, pe, width = bits.shape
+        return _rom(m, "weights", _pack_bits(bits.reshape(rows, pe * width)), pe * width,
+                    step.addr, self.weights), width
 
     def datapath(self, m: Module, step: FoldStep) -> list[Value]:
-        pe, simd = self.pe, self.simd
-        w_word = _rom(m, "weights", self._weight_words(), pe * simd, step.addr, self.weights)
+        pe = self.pe
+        w_word, width = self.weight_rom(m, step)
+        shared = self.prepare(m, step)
         accs = [Signal(element_shape(self.acc_type), name=f"acc{p}") for p in range(pe)]
         for p, acc in enumerate(accs):
-            part = self.partial(m, step.x, w_word[p * simd:(p + 1) * simd])
+            part = self.partial(m, shared, w_word[p * width:(p + 1) * width])
             with m.If(step.valid):
                 m.d.sync += acc.eq(Mux(step.first, 0, acc) + part)
         if self.layer.threshold is None:
             return accs
-        t_type = ir.TensorType.for_range(self.acc_lo - 1, self.acc_hi + 2)
-        field = t_type.bits + 1
-        t_word = _rom(m, "thresholds", self._threshold_words(t_type), pe * field, step.nf,
-                      self.weights)
-        outs = []
-        for p, acc in enumerate(accs):
-            t = t_word[p * field:p * field + t_type.bits]
-            t = t.as_signed() if t_type.kind == "signed" else t
-            outs.append((acc >= t) ^ t_word[p * field + t_type.bits])
-        return outs
+        # read with the last step's nf in stage 1, so the word is there with the accumulators
+        t_word, t_type, levels = _threshold_rom(m, self.layer.threshold, self.acc_lo,
+                                                self.acc_hi, pe, step.nf, self.weights)
+        return _thresholded(accs, t_word, t_type, levels)
 
 
 class DenseIntBinWEngine(_DenseEngine):
@@ -335,6 +435,215 @@ class XnorPopcountEngine(_DenseEngine):
         return popcount(m, ~(x.as_value() ^ w))
 
 
+def branch_split(m_bits: int, k_bits: int, branch_folds: int,
+                 constant_weights: bool = False) -> tuple[int, int]:
+    """How :class:`MBBNEngine` spreads M * K branches over ``branch_folds`` cycles.
+
+    Returns ``(b_m, b_k)`` with ``b_m * b_k == branch_folds``, ``b_m`` dividing M and ``b_k``
+    dividing K (every divisor of M * K splits so). A step takes every ``b_m``-th input digit
+    plane and every ``b_k``-th weight digit plane. Spreading weight digits in time costs no
+    multiplexer (the ROM word holds the planes a step needs), so ``b_k`` is made as large as
+    possible; but when the weights would otherwise be constants (``constant_weights``: one
+    neuron fold and one synapse fold), input digits go first, so they stay constants.
+    """
+    if m_bits * k_bits % branch_folds:
+        raise ValueError(f"branch_folds must divide M * K = {m_bits * k_bits}, "
+                         f"not {branch_folds!r}")
+    if constant_weights:
+        b_m = math.gcd(branch_folds, m_bits)
+        return b_m, branch_folds // b_m
+    b_k = math.gcd(branch_folds, k_bits)
+    return branch_folds // b_k, b_k
+
+
+class MBBNEngine(_DenseEngine):
+    """Multi-branch binary dense layer (:class:`hwgen.sw.ir.DenseMBBN`), M-bit odd inputs and
+    K-bit odd weights.
+
+    ``acc_j = sum_{m,k} 2^(m+k) popcount(xnor(x_m, w_jk))`` over digit planes (bit m of the
+    input codes, bit k of the weight codes), ``simd`` inputs per cycle and neuron, ``pe``
+    neurons in parallel, accumulated to the layer's exact accumulator range. With a
+    :class:`hwgen.sw.ir.MultiThreshold` each output is the code ``#{l : acc >= t_l}`` (the
+    flipped rows count ``acc <= t_l``) from L comparators, otherwise the accumulator.
+
+    **Branches in time.** With ``branch_folds = b_m * b_k`` (:func:`branch_split`) a step
+    ``bf = j * b_m + i`` computes the ``M K / branch_folds`` branches of input digits
+    ``m = m' b_m + i`` and weight digits ``k = k' b_k + j``. Branch (m, k) is shifted by
+    ``m + k = (m' b_m + k' b_k) + (i + j)``: the first part is fixed per branch unit, so it
+    is wiring (units of one fixed shift share a single popcount over all their xnor bits),
+    and the second is common to the whole step, so each neuron shifts its summed branches by
+    ``i + j`` through one small shifter of ``ceil(log2(b_m + b_k - 1))`` multiplexer levels.
+    The ``b_m`` input planes a unit takes in turn go through one multiplexer shared by all
+    neurons; the weight ROM word of a step holds just the ``K / b_k`` weight planes it needs.
+    With ``branch_folds == 1`` every branch is computed at once and every shift is wiring.
+
+    Parameters
+    ----------
+    layer : DenseMBBN
+    in_type : TensorType
+        ``odd_type(layer.m_bits)``: bipolar for M = 1, odd M otherwise.
+    pe : int
+        Neurons in parallel; divides ``layer.n_out``.
+    simd : int
+        Inputs per cycle; divides ``layer.n_in``.
+    weights : ``"logic"`` or ``"bram"``
+        Weight and threshold ROMs in LUTs or in block RAM.
+    branch_folds : int
+        Cycles per synapse fold over which the M * K branches are spread; divides M * K.
+
+    Members
+    -------
+    i_stream : ``In(stream.Signature(ArrayLayout(unsigned(M), n_in)))``
+    o_stream : ``Out(stream.Signature(ArrayLayout(out_shape, n_out)))``
+        The threshold's code type with a threshold, the accumulator type without.
+
+    Latency is ``F + 4`` cycles and throughput one vector per ``F + 3`` cycles,
+    ``F = (n_out / pe) * (n_in / simd) * branch_folds`` (see :class:`FoldedEngine`).
+    """
+
+    def __init__(self, layer: ir.DenseMBBN, *, in_type: ir.TensorType, pe: int = 1,
+                 simd: int = 1, weights: str = "logic", branch_folds: int = 1):
+        _check_fold("branch_folds", branch_folds, layer.m_bits * layer.k_bits,
+                    "branch count M * K")
+        super().__init__(layer, in_type=in_type, pe=pe, simd=simd, weights=weights,
+                         branch_folds=branch_folds)
+        self.b_m, self.b_k = branch_split(layer.m_bits, layer.k_bits, branch_folds,
+                                          self.neuron_folds * self.synapse_folds == 1)
+
+    def _weight_bits(self) -> np.ndarray:
+        # row (nf * synapse_folds + sf) * b_k + j, neuron p, bit k' * simd + s: digit
+        # k' * b_k + j of the weight of neuron nf*pe+p, input sf*simd+s
+        k_bits, b_k = self.layer.k_bits, self.b_k
+        w = self.layer.weights.astype(np.int64)
+        planes = (w[None] >> np.arange(k_bits)[:, None, None]) & 1
+        planes = planes.reshape(k_bits // b_k, b_k, self.neuron_folds, self.pe,
+                                self.synapse_folds, self.simd)
+        rows = self.neuron_folds * self.synapse_folds * b_k
+        return planes.transpose(2, 4, 1, 3, 0, 5).reshape(rows, self.pe,
+                                                          k_bits // b_k * self.simd)
+
+    def weight_rom(self, m: Module, step: FoldStep) -> tuple[Value, int]:
+        # a weight row serves b_m consecutive steps (i is the innermost part of bf): with b_m
+        # a power of two the row is the step address without its low bits, otherwise a row
+        # counter moves on every b_m steps in lock step with the address
+        bits = self._weight_bits()
+        rows, pe, width = bits.shape
+        words = _pack_bits(bits.reshape(rows, pe * width))
+        addr, b_m = step.addr, self.b_m
+        if rows > 1 and b_m & (b_m - 1) == 0:
+            addr = step.addr[b_m.bit_length() - 1:]
+        elif rows > 1:
+            addr = Signal(range(rows), name="weight_row")
+            i = Signal(range(b_m), name="weight_i")
+            with m.If(step.running):
+                with m.If(step.addr == self.fold_steps - 1):
+                    m.d.sync += [addr.eq(0), i.eq(0)]
+                with m.Elif(i == b_m - 1):
+                    m.d.sync += [addr.eq(addr + 1), i.eq(0)]
+                with m.Else():
+                    m.d.sync += i.eq(i + 1)
+        return _rom(m, "weights", words, pe * width, addr, self.weights), width
+
+    def prepare(self, m: Module, step: FoldStep):
+        """The input digit planes of the step's branch units, and the step's common shift."""
+        m_bits, b_m, b_k, simd = self.layer.m_bits, self.b_m, self.b_k, self.simd
+        # named signals, so that each neuron reads them rather than a copy of the expression
+        chunk = Signal(simd * m_bits, name="x_chunk")
+        m.d.comb += chunk.eq(step.x.as_value())
+        planes = [Cat(*(chunk[s * m_bits + d] for s in range(simd))) for d in range(m_bits)]
+        if self.branch_folds == 1:
+            return planes, None
+        i = Signal(range(b_m), name="branch_i")
+        shift = Signal(range(b_m + b_k - 1), name="branch_shift")
+        with m.Switch(step.bf):
+            for bf in range(self.branch_folds):
+                with m.Case(bf):
+                    m.d.comb += [i.eq(bf % b_m), shift.eq(bf % b_m + bf // b_m)]
+        if b_m == 1:
+            return planes, shift
+        # unit m' takes plane m' * b_m + i
+        units = [Signal(simd, name=f"x_unit{u}") for u in range(m_bits // b_m)]
+        for u, unit in enumerate(units):
+            m.d.comb += unit.eq(Cat(*planes[u * b_m:(u + 1) * b_m]).word_select(i, simd))
+        return units, shift
+
+    def partial(self, m: Module, x, w: Value) -> Value:
+        units, shift = x
+        simd, b_m, b_k = self.simd, self.b_m, self.b_k
+        groups: dict[int, list[Value]] = {}
+        for u, xu in enumerate(units):
+            for kp in range(len(w) // simd):
+                groups.setdefault(u * b_m + kp * b_k, []).append(
+                    ~(xu ^ w[kp * simd:(kp + 1) * simd]))
+        # branches of one fixed shift share a popcount; the shifts are wiring. The xnor bits
+        # are a named signal, so that the popcount's bit slices do not each copy the xnor.
+        counts = []
+        for c, bits in sorted(groups.items()):
+            xnor = Signal(len(bits) * simd, name=f"xnor_s{c}")
+            m.d.comb += xnor.eq(Cat(*bits))
+            counts.append(popcount(m, xnor) << c)
+        total = adder_tree(counts)
+        return total if shift is None else total << shift
+
+
+class MultiThresholdEngine(FoldedEngine):
+    """Element-wise multi-threshold (:class:`hwgen.sw.ir.MultiThresholdLayer`): element i of
+    the output is ``#{l : x_i >= t_il}`` (``x_i <= t_il`` on flipped rows), e.g. integer
+    pixels quantized to the odd codes of a multi-branch layer.
+
+    ``pe`` elements per cycle, each against its row of L levels (L comparators of the input
+    width, decoded from a thermometer code, see :func:`_threshold_rom`); the rows of a fold
+    come from a ROM of ``n / pe`` words, a constant when ``pe == n``. There is no synapse
+    fold: to the controller ``simd`` is ``n``, and the ``pe`` elements of neuron fold ``nf``
+    are picked from the input register by a multiplexer.
+
+    Parameters
+    ----------
+    layer : MultiThresholdLayer
+    in_type : TensorType
+        Unsigned or signed input elements.
+    pe : int
+        Elements per cycle; divides ``n``.
+    weights : ``"logic"`` or ``"bram"``
+        Threshold ROM in LUTs or in block RAM.
+
+    Members
+    -------
+    i_stream : ``In(stream.Signature(ArrayLayout(in_shape, n)))``
+    o_stream : ``Out(stream.Signature(ArrayLayout(unsigned(out.bits), n)))``
+        The codes of the threshold's output type.
+
+    Latency is ``n / pe + 4`` cycles and throughput one vector per ``n / pe + 3`` cycles.
+    """
+
+    def __init__(self, layer: ir.MultiThresholdLayer, *, in_type: ir.TensorType, pe: int = 1,
+                 weights: str = "logic"):
+        if weights not in WEIGHT_MODES:
+            raise ValueError(f"weights must be one of {WEIGHT_MODES}, not {weights!r}")
+        self.layer, self.weights = layer, weights
+        self.acc_lo, self.acc_hi = layer.acc_range(in_type)
+        n = layer.n_in
+        super().__init__(n_in=n, n_out=n, in_type=in_type, out_type=layer.out_type(in_type),
+                         pe=pe, simd=n)
+
+    def datapath(self, m: Module, step: FoldStep) -> list[Value]:
+        pe = self.pe
+        # one synapse fold: the stage 0 address is the neuron fold, so the rows meet their
+        # elements in stage 1
+        t_word, t_type, levels = _threshold_rom(m, self.layer.threshold, self.acc_lo,
+                                                self.acc_hi, pe, step.addr, self.weights)
+        x = step.x.as_value()
+        if self.neuron_folds > 1:
+            x = x.word_select(step.nf, pe * Shape.cast(element_shape(self.in_type)).width)
+        elems = Signal(data.ArrayLayout(element_shape(self.in_type), pe), name="elements")
+        m.d.comb += elems.eq(x)
+        codes = _thresholded([elems[p] for p in range(pe)], t_word, t_type, levels)
+        regs = [Signal(element_shape(self.out_type), name=f"code{p}") for p in range(pe)]
+        with m.If(step.valid):
+            m.d.sync += [r.eq(c) for r, c in zip(regs, codes)]
+        return regs
+
+
 class ArgMaxEngine(FoldedEngine):
     """Index of the largest element, ties to the lowest index (:class:`hwgen.sw.ir.ArgMax`).
 
@@ -381,13 +690,47 @@ class ArgMaxEngine(FoldedEngine):
         return [best_idx]
 
 
-ENGINES = {
-    ir.DenseIntBinW.kind: lambda layer, in_type, f: DenseIntBinWEngine(
-        layer, in_type=in_type, pe=f.pe, simd=f.simd, weights=f.weights),
-    ir.DenseBinary.kind: lambda layer, in_type, f: XnorPopcountEngine(
-        layer, in_type=in_type, pe=f.pe, simd=f.simd, weights=f.weights),
+def _single_branch(layer: ir.Layer, folding) -> None:
+    if folding.branch_folds != 1:
+        raise ValueError(f"{layer.name}: branch_folds must be 1 for a {layer.kind} layer "
+                         f"(only dense_mbbn has branches), not {folding.branch_folds!r}")
+
+
+def _dense_int_binw(layer, in_type, f):
+    _single_branch(layer, f)
+    return DenseIntBinWEngine(layer, in_type=in_type, pe=f.pe, simd=f.simd, weights=f.weights)
+
+
+def _dense_binary(layer, in_type, f):
+    _single_branch(layer, f)
+    return XnorPopcountEngine(layer, in_type=in_type, pe=f.pe, simd=f.simd, weights=f.weights)
+
+
+def _dense_mbbn(layer, in_type, f):
+    return MBBNEngine(layer, in_type=in_type, pe=f.pe, simd=f.simd, weights=f.weights,
+                      branch_folds=f.branch_folds)
+
+
+def _multithreshold(layer, in_type, f):
+    _single_branch(layer, f)
+    if f.simd != 1:
+        raise ValueError(f"{layer.name}: a multithreshold layer takes each element on its own, "
+                         f"so simd must be 1, not {f.simd!r}")
+    # the folding's weight mode places the threshold ROM
+    return MultiThresholdEngine(layer, in_type=in_type, pe=f.pe, weights=f.weights)
+
+
+def _argmax(layer, in_type, f):
+    _single_branch(layer, f)
     # argmax has no weights, so the folding's weight mode does not apply
-    ir.ArgMax.kind: lambda layer, in_type, f: ArgMaxEngine(
-        layer, in_type=in_type, pe=f.pe, simd=f.simd),
+    return ArgMaxEngine(layer, in_type=in_type, pe=f.pe, simd=f.simd)
+
+
+ENGINES = {
+    ir.DenseIntBinW.kind: _dense_int_binw,
+    ir.DenseBinary.kind: _dense_binary,
+    ir.DenseMBBN.kind: _dense_mbbn,
+    ir.MultiThresholdLayer.kind: _multithreshold,
+    ir.ArgMax.kind: _argmax,
 }
 """Engine factory per IR layer kind: ``ENGINES[kind](layer, in_type, folding) -> FoldedEngine``."""

@@ -19,11 +19,11 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from hwgen.hw.engines import WEIGHT_MODES
+from hwgen.hw.engines import WEIGHT_MODES, branch_split
 from hwgen.sw import ir
 
 __all__ = ["Folding", "Resources", "DoesNotFitError", "estimate", "ESTIMATORS",
-           "fold_steps", "candidates", "choose_folding"]
+           "check_folding", "fold_steps", "candidates", "choose_folding"]
 
 EBR_BITS = 4096
 EBR_WIDTHS = (16, 8, 4, 2)       # 256x16, 512x8, 1024x4, 2048x2
@@ -37,14 +37,23 @@ class DoesNotFitError(ValueError):
 
 @dataclass(frozen=True)
 class Folding:
-    """``pe`` neurons in parallel, ``simd`` inputs per cycle, weights in ``"logic"`` or ``"bram"``."""
+    """``pe`` neurons in parallel, ``simd`` inputs per cycle, weights in ``"logic"`` or ``"bram"``,
+    and ``branch_folds`` cycles per synapse fold.
+
+    ``branch_folds`` spreads a ``dense_mbbn`` layer's M * K branches in time: 1 computes them
+    all in parallel, M * K one per cycle; it divides M * K there and is 1 for every other kind.
+    A ``multithreshold`` layer has ``pe`` elements per cycle and no synapse fold, so its
+    ``simd`` is 1; ``weights`` places its threshold ROM. Whether a folding suits a layer is
+    checked by :func:`check_folding` (and by the engines).
+    """
 
     pe: int = 1
     simd: int = 1
     weights: str = "logic"
+    branch_folds: int = 1
 
     def __post_init__(self):
-        for name in ("pe", "simd"):
+        for name in ("pe", "simd", "branch_folds"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
@@ -66,9 +75,36 @@ class Resources:
         return self.lcs <= lc_budget and self.ebr <= ebr_budget
 
 
+def check_folding(layer: ir.Layer, folding: Folding) -> Folding:
+    """Raise ValueError, naming the layer, if ``folding`` does not suit ``layer``."""
+    def bad(what):
+        raise ValueError(f"layer {layer.name}: {what}")
+    if layer.n_out % folding.pe:
+        bad(f"pe must divide the output count {layer.n_out}, not {folding.pe!r}")
+    if layer.kind == ir.MultiThresholdLayer.kind:
+        if folding.simd != 1:
+            bad(f"a multithreshold layer takes each element on its own, so simd must be 1, "
+                f"not {folding.simd!r}")
+    elif layer.n_in % folding.simd:
+        bad(f"simd must divide the input count {layer.n_in}, not {folding.simd!r}")
+    if layer.kind == ir.DenseMBBN.kind:
+        branches = layer.m_bits * layer.k_bits
+        if branches % folding.branch_folds:
+            bad(f"branch_folds must divide the branch count M * K = {branches}, "
+                f"not {folding.branch_folds!r}")
+    elif folding.branch_folds != 1:
+        bad(f"branch_folds must be 1 for a {layer.kind} layer (only dense_mbbn has branches), "
+            f"not {folding.branch_folds!r}")
+    return folding
+
+
 def fold_steps(layer: ir.Layer, folding: Folding) -> int:
-    """Compute cycles per vector of ``layer`` under ``folding``."""
-    return (layer.n_out // folding.pe) * (layer.n_in // folding.simd)
+    """Compute cycles per vector of ``layer`` under ``folding``:
+    ``(n_out / pe) * (n_in / simd) * branch_folds``, or ``n / pe`` for a multithreshold layer."""
+    check_folding(layer, folding)
+    if layer.kind == ir.MultiThresholdLayer.kind:
+        return layer.n_out // folding.pe
+    return (layer.n_out // folding.pe) * (layer.n_in // folding.simd) * folding.branch_folds
 
 
 def _rom(words: int, width: int, mode: str) -> Resources:
@@ -127,9 +163,71 @@ def _estimate_argmax(layer, in_type, folding) -> Resources:
     return Resources(compare + best + _controller(layer, in_type.bits, idx_bits, folding))
 
 
+def _lut_rom(words: int, width: int, mode: str) -> Resources:
+    """:func:`_rom` as measured for the multi-branch kinds: yosys moves a LUT ROM's data
+    register to its address (one register for all bits), so only the LUT tree counts."""
+    res = _rom(words, width, mode)
+    return res if mode == "bram" or words <= 1 else Resources(res.lcs - width, res.ebr)
+
+
+def _multi_threshold(threshold, lo: int, hi: int, groups: int, pe: int, mode: str) -> Resources:
+    """ROM of ``groups`` words of ``pe`` rows, L comparators per row, the thermometer decode."""
+    levels = threshold.t.reshape(len(threshold.flip), -1).shape[1]
+    t_bits = ir.TensorType.for_range(lo - 1, hi + 2).bits
+    res = _lut_rom(groups, pe * (levels * t_bits + 1), mode)
+    # a comparator is a carry chain as wide as the accumulator, half that against a constant
+    acc_bits = ir.TensorType.for_range(lo, hi).bits
+    compare = acc_bits if groups > 1 else math.ceil(acc_bits / 2)
+    return res + Resources(pe * (levels * compare + (levels if levels > 1 else 0)))
+
+
+def _estimate_dense_mbbn(layer, in_type, folding) -> Resources:
+    pe, simd, bfs = folding.pe, folding.simd, folding.branch_folds
+    m_bits, k_bits = layer.m_bits, layer.k_bits
+    weight_rows = (layer.n_out // pe) * (layer.n_in // simd)   # ROM rows before branch folds
+    b_m, b_k = branch_split(m_bits, k_bits, bfs, weight_rows == 1)
+    m_par, k_par = m_bits // b_m, k_bits // b_k
+    rows = weight_rows * b_k
+    res = _lut_rom(rows, pe * k_par * simd, folding.weights)
+    if rows > 1 and b_m & (b_m - 1):                  # a row counter (see MBBNEngine)
+        res += Resources(math.ceil(math.log2(rows)) + b_m.bit_length())
+    # per neuron: one popcount per fixed shift over all its xnor bits, the shifted counts
+    # summed, then the step's common shift (a multiplexer level per bit of it)
+    shifts = {u * b_m + kp * b_k for u in range(m_par) for kp in range(k_par)}
+    bits = m_par * k_par * simd
+    count_bits = (bits // len(shifts)).bit_length()
+    sum_bits = count_bits + max(shifts) + math.ceil(math.log2(len(shifts)))
+    xnor = bits if rows > 1 else 0                    # constant weights fold into the popcount
+    per_neuron = (math.ceil(POPCOUNT_LCS_PER_BIT * bits) + xnor
+                  + (len(shifts) - 1) * sum_bits
+                  + math.ceil(math.log2(b_m + b_k - 1)) * sum_bits)
+    acc = layer.acc_type(in_type)
+    res += Resources(pe * (per_neuron + acc.bits))
+    if b_m > 1:                                       # input plane multiplexer, shared
+        res += Resources(round(2 / 3 * b_m * m_par * simd))
+    if layer.threshold is not None:
+        lo, hi = layer.acc_range(in_type)
+        res += _multi_threshold(layer.threshold, lo, hi, layer.n_out // pe, pe, folding.weights)
+    out_bits = layer.out_type(in_type).bits
+    return res + Resources(_controller(layer, in_type.bits, out_bits, folding))
+
+
+def _estimate_multithreshold(layer, in_type, folding) -> Resources:
+    n, pe = layer.n_in, folding.pe
+    out_bits = layer.out_type(in_type).bits
+    res = _multi_threshold(layer.threshold, in_type.lo, in_type.hi, n // pe, pe,
+                           folding.weights)
+    counters = 3 * max(1, math.ceil(math.log2(fold_steps(layer, folding) + 1)))
+    element_mux = round(2 / 3 * (n // pe - 1) * pe * in_type.bits)
+    registers = n * in_type.bits + n * out_bits + pe * out_bits
+    return res + Resources(CONTROL_LCS + counters + element_mux + registers)
+
+
 ESTIMATORS = {
     ir.DenseIntBinW.kind: _estimate_dense_int_binw,
     ir.DenseBinary.kind: _estimate_dense_binary,
+    ir.DenseMBBN.kind: _estimate_dense_mbbn,
+    ir.MultiThresholdLayer.kind: _estimate_multithreshold,
     ir.ArgMax.kind: _estimate_argmax,
 }
 """Cost model per IR layer kind: ``ESTIMATORS[kind](layer, in_type, folding) -> Resources``."""
@@ -148,8 +246,11 @@ def candidates(layer: ir.Layer) -> list[Folding]:
     """Every legal folding of ``layer``."""
     pes = _divisors(layer.n_out)
     modes = WEIGHT_MODES if layer.kind != ir.ArgMax.kind else WEIGHT_MODES[:1]
-    return [Folding(pe, simd, mode)
-            for pe, simd, mode in itertools.product(pes, _divisors(layer.n_in), modes)]
+    if layer.kind == ir.MultiThresholdLayer.kind:
+        return [Folding(pe, 1, mode) for pe, mode in itertools.product(pes, modes)]
+    bfs = _divisors(layer.m_bits * layer.k_bits) if layer.kind == ir.DenseMBBN.kind else [1]
+    return [Folding(pe, simd, mode, bf) for pe, simd, mode, bf in
+            itertools.product(pes, _divisors(layer.n_in), modes, bfs)]
 
 
 def _cheapest(layer, in_type, max_steps: int) -> list[tuple[Folding, Resources]]:

@@ -45,7 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0, help="seed of the random vectors and stalls")
     b.add_argument("--no-synth", action="store_true", help="stop after RTL verification")
 
-    d = sub.add_parser("demo", help="train a binary MLP on digits, export it and build it")
+    d = sub.add_parser("demo", help="train a network on digits, export it and build it")
+    d.add_argument("--family", default="binary", choices=("binary", "mbbn"),
+                   help="binary MLP (default) or multi-branch binary MLP (seed 003)")
+    d.add_argument("--bits", type=int, default=2, choices=range(1, 9), metavar="{1..8}",
+                   help="activation and weight bits of the mbbn family (default 2)")
     d.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default demo/)")
     d.add_argument("--target", default="ice40", choices=sorted(TARGETS), help="the board")
     d.add_argument("--epochs", type=_positive, default=60, help="training epochs (default 60)")
@@ -69,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             result = build(args.model, target=args.target, out=args.out, vectors=args.vectors,
                            n_random=args.random_vectors, seed=args.seed, synth=not args.no_synth)
         else:
-            result = demo(out=args.out, target=args.target, epochs=args.epochs,
-                          hidden=tuple(args.hidden), seed=args.seed, synth=not args.no_synth)
+            result = demo(out=args.out, target=args.target, family=args.family, bits=args.bits,
+                          epochs=args.epochs, hidden=tuple(args.hidden), seed=args.seed,
+                          synth=not args.no_synth)
     except (CompileError, DoesNotFitError, FoldingDoesNotFit, UsageError) as e:
         print(f"hwgen: error: {e}", file=sys.stderr)
         return 2

@@ -1,18 +1,23 @@
 """ONNX (QONNX op vocabulary) -> hwgen layer IR.
 
-The graph must be a chain from one quantized input to one output. The compiler walks it once:
+The graph must be a chain from one quantized input to one output. The compiler walks it once,
+tracking every float tensor exactly (float64) as an affine map of integers:
 
 * ``Quant`` on the graph input (scale 1, zero point 0) gives the input's integer type.
-* ``MatMul`` / ``Gemm`` whose weight is a binary tensor (``BipolarQuant`` of an initializer, or
-  an initializer holding only +-s) opens a dense layer: ``dense_int_binw`` after an integer
-  tensor, ``dense_binary`` (xnor-popcount) after a bipolar one.
-* The float ops after it (``BatchNormalization``, ``Mul``, ``Div``, ``Add``, ``Sub`` by
-  constants, a Gemm bias) are tracked exactly as a per-channel affine map ``a*acc + b`` of the
-  layer's integer accumulator, in float64.
-* ``BipolarQuant`` closes the layer: ``a*acc + b >= 0`` (sign(0) = +1) becomes the integer
-  threshold ``acc >= ceil(-b/a)`` for a > 0, ``acc <= floor(-b/a)`` (flip) for a < 0, and a
-  constant output for a = 0. For xnor-popcount layers the accumulator is the popcount P and
-  the bipolar dot product is 2P - N, so the map is rewritten to P first.
+* A quantized tensor's float value is tracked as ``alpha * v + beta`` per element, ``v`` the
+  IR value of its codes (the integer, or the odd state of bipolar/odd codes, see
+  :mod:`hwgen.sw.ir`); ``Mul``, ``Div``, ``Add``, ``Sub`` by constants update the map.
+* ``MatMul`` / ``Gemm`` whose weight is a scaled matrix of odd integers (``BipolarQuant`` of an
+  initializer, or an initializer equal to ``s * c`` with ``c`` odd, ``|c| <= 2^K - 1``) opens a
+  dense layer: ``dense_int_binw`` on integer inputs (K = 1), ``dense_binary`` (xnor-popcount)
+  on bipolar inputs (K = 1), and ``dense_mbbn`` (multi-branch, seed 003 eq. 8) on odd inputs
+  or K > 1. Its output is tracked as a per-channel affine map ``a * acc + b`` of the layer's
+  integer accumulator; ``BatchNormalization``, the constant ops and a Gemm bias update it.
+* ``BipolarQuant`` closes the layer with a threshold (sign(0) = +1); ``Quant`` of n bits
+  closes it with a multi-threshold of ``2^n - 1`` levels whose codes are the next layer's
+  n-digit odd states (the QONNX rounding modes FLOOR, CEIL, ROUND (half to even), HALF_UP and
+  HALF_DOWN are each turned into exact integer levels). On a quantized tensor without a
+  layer, either one becomes an element-wise ``multithreshold`` layer.
 * At the graph output, an affine map that is the same positive scale and offset for every
   channel cannot change the argmax, so the layer emits its accumulator and an ``argmax`` layer
   is appended; any other map is refused, since no integer layer could represent it exactly.
@@ -96,79 +101,216 @@ def _node_name(node) -> str:
     return node.name or f"{node.op_type}({node.output[0]})"
 
 
-class _OpenDense:
-    """A dense layer whose accumulator has been computed and whose float tail is being tracked."""
+# relative distance under which a float level counts as landing on an integer accumulator
+_SNAP = 1e-9
 
-    def __init__(self, name: str, in_type: ir.TensorType, weights: np.ndarray, scale: np.ndarray):
-        kind = ir.DenseBinary if in_type.kind == "bipolar" else ir.DenseIntBinW
-        self.name, self.in_type, self.kind, self.weights = name, in_type, kind, weights
-        self.a = np.broadcast_to(np.asarray(scale, np.float64), (weights.shape[0],)).copy()
-        self.b = np.zeros(weights.shape[0])
 
-    def affine(self, node, g: _Graph) -> None:
-        op = node.op_type
-        if op == "BatchNormalization":
-            gamma, beta, mean, var = (g.const(node, i) for i in range(1, 5))
-            k = gamma / np.sqrt(var + float(_attr(node, "epsilon", 1e-5)))
-            self.a, self.b = self.a * k, (self.b - mean) * k + beta
-            return
-        c = g.const(node, 1)
-        if c.size not in (1, self.a.size):
-            raise CompileError(f"node {_node_name(node)}: constant of shape {c.shape} does not "
-                               f"broadcast over {self.a.size} channels")
-        c = np.broadcast_to(c.reshape(-1), self.a.shape)
-        if op == "Mul":
-            self.a, self.b = self.a * c, self.b * c
-        elif op == "Div":
-            self.a, self.b = self.a / c, self.b / c
-        elif op == "Add":
-            self.b = self.b + c
-        else:
-            self.b = self.b - c
+def _levels_to_thresholds(a, b, bounds, lo: int, hi: int):
+    """Integer levels of ``z = a * acc + b`` (per channel) against float bounds.
 
-    def _acc_affine(self) -> tuple[np.ndarray, np.ndarray]:
-        if self.kind is ir.DenseBinary:
-            # torch sees the bipolar dot 2P - N; rewrite a*(2P - N) + b as a map of P
-            n = self.weights.shape[1]
-            return 2 * self.a, self.b - self.a * n
-        return self.a, self.b
-
-    def close_with_sign(self) -> ir.Layer:
-        a, b = self._acc_affine()
-        layer = self.kind(name=self.name, weights=self.weights)
-        lo, hi = layer.acc_range(self.in_type)
+    ``bounds`` lists ``(c, strict)`` per level: the level is passed when ``z >= c`` (``z > c``
+    when strict); c may be per channel. Returns (t of shape (n, L), flip) in the convention
+    of :class:`hwgen.sw.ir.MultiThreshold`, clamped to ``[lo - 1, hi + 1]``.
+    """
+    n = a.shape[0]
+    t = np.empty((n, len(bounds)), np.int64)
+    for k, (c, strict) in enumerate(bounds):
+        c = np.broadcast_to(np.asarray(c, np.float64), (n,))
         with np.errstate(divide="ignore", invalid="ignore"):
-            tau = -b / a
-        t = np.where(a > 0, np.ceil(tau), np.floor(tau))
-        t = np.where(a == 0, np.where(b >= 0, lo, hi + 1), t)
-        flip = a < 0
-        layer.threshold = ir.Threshold(np.clip(t, lo - 1, hi + 1).astype(np.int64), flip)
-        return layer
+            r = (c - b) / a
+            near = np.round(r)
+            r = np.where(np.abs(r - near) <= _SNAP * np.maximum(1.0, np.abs(r)), near, r)
+        if strict:
+            up, down = np.floor(r) + 1, np.ceil(r) - 1
+            always = b > c
+        else:
+            up, down = np.ceil(r), np.floor(r)
+            always = b >= c
+        col = np.where(a > 0, up, down)
+        col = np.where(a == 0, np.where(always, lo, hi + 1), col)
+        t[:, k] = np.clip(np.nan_to_num(col, posinf=hi + 1, neginf=lo - 1), lo - 1, hi + 1)
+    return t, a < 0
+
+
+_ROUNDING = ("FLOOR", "CEIL", "ROUND", "HALF_EVEN", "HALF_UP", "HALF_DOWN")
+
+
+def _quant_bounds(j: int, mode: str) -> tuple[float, bool]:
+    """``R(y) >= j`` as ``y >= c`` (or ``y > c`` when strict) for the rounding function R."""
+    if mode == "FLOOR":
+        return j, False
+    if mode == "CEIL":
+        return j - 1, True
+    if mode in ("ROUND", "HALF_EVEN"):          # a tie j - 1/2 goes to the even neighbour
+        return j - 0.5, j % 2 != 0
+    if mode == "HALF_UP":                       # ties away from zero
+        return j - 0.5, j - 0.5 < 0
+    return j - 0.5, j - 0.5 > 0                 # HALF_DOWN: ties towards zero
+
+
+class _Activation:
+    """A Quant / BipolarQuant node read as integer levels of its input and the codes' value."""
+
+    def __init__(self, node, g: "_Graph"):
+        name = _node_name(node)
+        if node.op_type == "BipolarQuant":
+            s = g.const(node, 1)
+            if s.size != 1 or s.item() <= 0:
+                raise CompileError(f"node {name}: activation BipolarQuant needs one positive scale")
+            self.out = ir.TensorType("bipolar", 1)
+            self.bounds = [(0.0, False)]          # sign(0) = +1
+            self.alpha, self.beta = s.item(), 0.0
+            return
+        s, z0, bits = (g.const(node, i) for i in range(1, 4))
+        if s.size != 1 or z0.size != 1 or bits.size != 1 or s.item() <= 0:
+            raise CompileError(f"node {name}: activation Quant needs one positive scale, one "
+                               "zero point and one bit width")
+        n = bits.item()
+        if n != int(n) or not 1 <= n <= 8:
+            raise CompileError(f"node {name}: activation bit width {n:g} is not an integer "
+                               "from 1 to 8")
+        n = int(n)
+        if _attr(node, "narrow", 0):
+            raise CompileError(f"node {name}: narrow-range activation Quant is not supported")
+        mode = _attr(node, "rounding_mode", "ROUND")
+        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+        if mode.upper() not in _ROUNDING:
+            raise CompileError(f"node {name}: rounding mode {mode} is not one of "
+                               f"{', '.join(_ROUNDING)}")
+        s, z0 = s.item(), z0.item()
+        qmin = -(1 << (n - 1)) if _attr(node, "signed", 1) else 0
+        levels = (1 << n) - 1
+        # code c = R(clamp(z / s + z0)) - qmin in 0..L, passing level k iff R(.) >= qmin + k
+        self.bounds = []
+        for k in range(1, levels + 1):
+            c, strict = _quant_bounds(qmin + k, mode.upper())
+            self.bounds.append((s * (c - z0), strict))
+        self.out = ir.odd_type(n)
+        # value (c + qmin - z0) s with c = (v + L) / 2, v the odd state
+        self.alpha, self.beta = s / 2, s * (levels / 2 + qmin - z0)
+
+    def multithreshold(self, a, b, lo, hi) -> ir.MultiThreshold:
+        t, flip = _levels_to_thresholds(a, b, self.bounds, lo, hi)
+        return ir.MultiThreshold(t, flip, self.out)
+
+
+class _Quantized:
+    """A quantized tensor: codes of ``type`` whose float value is ``alpha * v + beta``."""
+
+    def __init__(self, t: ir.TensorType, n: int, alpha=1.0, beta=0.0):
+        self.type, self.n = t, n
+        self.alpha = np.broadcast_to(np.asarray(alpha, np.float64), (n,)).copy()
+        self.beta = np.broadcast_to(np.asarray(beta, np.float64), (n,)).copy()
+
+    def affine(self, node, g: "_Graph") -> None:
+        self.alpha, self.beta = _apply_affine(node, g, self.alpha, self.beta)
+
+
+def _apply_affine(node, g: "_Graph", a: np.ndarray, b: np.ndarray):
+    """``a * x + b`` after one BatchNormalization / Mul / Div / Add / Sub by constants."""
+    op = node.op_type
+    if op == "BatchNormalization":
+        gamma, beta, mean, var = (g.const(node, i) for i in range(1, 5))
+        k = gamma / np.sqrt(var + float(_attr(node, "epsilon", 1e-5)))
+        return a * k, (b - mean) * k + beta
+    c = g.const(node, 1)
+    if c.size not in (1, a.size):
+        raise CompileError(f"node {_node_name(node)}: constant of shape {c.shape} does not "
+                           f"broadcast over {a.size} channels")
+    c = np.broadcast_to(c.reshape(-1), a.shape)
+    if op == "Mul":
+        return a * c, b * c
+    if op == "Div":
+        return a / c, b / c
+    if op == "Add":
+        return a, b + c
+    return a, b - c
+
+
+class _OpenDense:
+    """A dense layer whose accumulator has been computed and whose float tail is being tracked.
+
+    The float output is ``a * acc + b`` per channel, ``acc`` the layer kind's accumulator.
+    """
+
+    def __init__(self, node, x: _Quantized, codes: np.ndarray, k_bits: int, scale: np.ndarray):
+        name = _node_name(node)
+        if not np.allclose(x.alpha, x.alpha[0], rtol=1e-12, atol=0) or x.alpha[0] == 0:
+            raise CompileError(f"node {name}: its input has a different scale per element, "
+                               "which no integer dot product can carry")
+        self.name, self.in_type = name, x.type
+        n_out, n_in = codes.shape
+        digits = x.type.digits
+        ws = np.broadcast_to(np.asarray(scale, np.float64), (n_out,))
+        alpha, offset = x.alpha[0], ws * (codes.astype(np.float64) @ x.beta)
+        lk = (1 << k_bits) - 1
+        if digits == 0:
+            if k_bits != 1:
+                raise CompileError(f"node {name}: {k_bits}-bit weights need bipolar or odd "
+                                   f"inputs, not {x.type.kind} (quantize the input first)")
+            self.kind = ir.DenseIntBinW
+            self.layer_args = dict(weights=(codes > 0).astype(np.uint8))
+            self.a, self.b = alpha * ws, offset
+        else:
+            lm = (1 << digits) - 1
+            self.kind = ir.DenseBinary if digits == 1 and k_bits == 1 else ir.DenseMBBN
+            self.layer_args = dict(weights=((codes + lk) // 2).astype(np.uint8))
+            if self.kind is ir.DenseMBBN:
+                self.layer_args.update(m_bits=digits, k_bits=k_bits)
+            # the state dot product is 2 acc - N L_M L_K (acc = P for dense_binary)
+            self.a, self.b = 2 * alpha * ws, offset - alpha * ws * n_in * lm * lk
+
+    def affine(self, node, g: "_Graph") -> None:
+        self.a, self.b = _apply_affine(node, g, self.a, self.b)
+
+    def close(self, act: _Activation) -> ir.Layer:
+        if self.kind is ir.DenseMBBN:
+            layer = self.kind(name=self.name, **self.layer_args)
+            lo, hi = layer.acc_range(self.in_type)
+            layer.threshold = act.multithreshold(self.a, self.b, lo, hi)
+            return layer
+        if act.out.kind == "bipolar":
+            layer = self.kind(name=self.name, **self.layer_args)
+            lo, hi = layer.acc_range(self.in_type)
+            mt = act.multithreshold(self.a, self.b, lo, hi)
+            layer.threshold = ir.Threshold(mt.t[:, 0], mt.flip)
+            return layer
+        if self.kind is ir.DenseBinary:
+            # a binary layer with multi-bit outputs is the multi-branch layer of M = K = 1
+            self.kind = ir.DenseMBBN
+            self.layer_args.update(m_bits=1, k_bits=1)
+            return self.close(act)
+        raise CompileError(f"layer {self.name}: a dense_int_binw layer cannot emit "
+                           f"{act.out.bits}-bit codes; quantize its input to odd states first")
 
     def close_at_output(self) -> ir.Layer:
-        a, b = self._acc_affine()
+        a, b = self.a, self.b
         if not (np.all(a == a[0]) and a[0] > 0 and np.all(b == b[0])):
             raise CompileError(f"layer {self.name}: the output's per-class scale or offset is "
                                "not one positive constant, so its argmax has no exact integer form")
-        return self.kind(name=self.name, weights=self.weights)
+        return self.kind(name=self.name, **self.layer_args)
 
 
-def _binary_weights(node, g: _Graph) -> tuple[np.ndarray, np.ndarray]:
-    """(0/1 weights of shape (out, in), positive scale per output) of a MatMul/Gemm node."""
+def _odd_weights(node, g: "_Graph") -> tuple[np.ndarray, int, np.ndarray]:
+    """(odd integer states (out, in), K, positive scale per output) of a MatMul/Gemm weight."""
     name = node.input[1]
     src = g.producer.get(name)
     if src is not None and src.op_type == "BipolarQuant":
         w = g.const(src, 0)
         scale = g.const(src, 1)
-        values = np.where(w >= 0, 1.0, -1.0)  # sign(0) = +1
+        codes = np.where(w >= 0, 1, -1)  # sign(0) = +1
     elif name in g.inits:
         w = g.inits[name]
-        mags = np.unique(np.abs(w))
-        if mags.size != 1 or mags[0] == 0:
+        mags = np.abs(w)
+        scale = mags.min() if mags.size else 0.0
+        r = w / scale if scale > 0 else np.zeros_like(w)
+        codes = np.round(r).astype(np.int64)
+        if scale <= 0 or np.any(np.abs(r - codes) > 1e-6 * np.maximum(1, np.abs(r))) or \
+                np.any(codes % 2 == 0) or np.abs(codes).max() > 255:
             shown = ", ".join(f"{v:g}" for v in np.unique(w)[:4])
-            raise CompileError(f"node {_node_name(node)}: weight {name} is not binary "
-                               f"(values {shown}, ...); quantize it with BipolarQuant")
-        scale, values = mags[0], np.sign(w)
+            raise CompileError(f"node {_node_name(node)}: weight {name} is not binary nor a "
+                               f"scaled matrix of odd states (values {shown}, ...); quantize "
+                               "it with BipolarQuant or to odd multi-bit states")
     else:
         raise CompileError(f"node {_node_name(node)}: weight {name} must be a constant or "
                            "BipolarQuant of a constant")
@@ -176,19 +318,20 @@ def _binary_weights(node, g: _Graph) -> tuple[np.ndarray, np.ndarray]:
     if np.any(scale <= 0):
         raise CompileError(f"node {_node_name(node)}: weight scale must be positive")
     if node.op_type == "MatMul":
-        values = values.T
+        codes = codes.T
     elif node.op_type == "Gemm":
         if _attr(node, "transA", 0):
             raise CompileError(f"node {_node_name(node)}: Gemm with transA is not supported")
         if not _attr(node, "transB", 0):
-            values = values.T
+            codes = codes.T
         scale = scale * float(_attr(node, "alpha", 1.0))
-    if values.ndim != 2:
+    if codes.ndim != 2:
         raise CompileError(f"node {_node_name(node)}: weight {name} must be a matrix")
-    if scale.size not in (1, values.shape[0]):
+    if scale.size not in (1, codes.shape[0]):
         raise CompileError(f"node {_node_name(node)}: weight scale has {scale.size} entries "
-                           f"for {values.shape[0]} outputs")
-    return (values > 0).astype(np.uint8), scale
+                           f"for {codes.shape[0]} outputs")
+    k_bits = max(1, int(np.abs(codes).max()).bit_length())
+    return codes.astype(np.int64), k_bits, scale
 
 
 def _input_type(node, g: _Graph) -> ir.TensorType:
@@ -219,33 +362,48 @@ def compile_onnx(source) -> ir.Model:
     tensor = first.output[0]
 
     layers: list[ir.Layer] = []
-    cur_type: ir.TensorType | None = in_type      # None: a float tensor (inside an open layer)
+    quantized: _Quantized | None = _Quantized(in_type, n_in)   # None inside an open layer
     open_dense: _OpenDense | None = None
     while (node := g.next_node(tensor)) is not None:
         op, name = node.op_type, _node_name(node)
         if op in _PASSTHROUGH:
             pass
         elif op in ("MatMul", "Gemm"):
-            if cur_type is None:
+            if quantized is None:
                 raise CompileError(f"node {name}: its input is not quantized; put a "
-                                   "BipolarQuant (sign) before it")
-            weights, scale = _binary_weights(node, g)
-            open_dense = _OpenDense(name, cur_type, weights, scale)
+                                   "BipolarQuant (sign) or Quant before it")
+            codes, k_bits, scale = _odd_weights(node, g)
+            if codes.shape[1] != quantized.n:
+                raise CompileError(f"node {name}: weight has {codes.shape[1]} inputs, its input "
+                                   f"tensor {quantized.n} elements")
+            open_dense = _OpenDense(node, quantized, codes, k_bits, scale)
             if op == "Gemm" and len(node.input) > 2 and node.input[2]:
                 open_dense.b = open_dense.b + float(_attr(node, "beta", 1.0)) * \
                     np.broadcast_to(g.const(node, 2).reshape(-1), open_dense.b.shape)
-            cur_type = None
+            quantized = None
         elif op in _AFFINE:
-            if open_dense is None:
-                raise CompileError(f"node {name}: {op} must follow a binary MatMul/Gemm")
-            open_dense.affine(node, g)
-        elif op == "BipolarQuant":
-            if open_dense is None:
-                raise CompileError(f"node {name}: BipolarQuant must follow a binary MatMul/Gemm")
-            if g.const(node, 1).size != 1 or g.const(node, 1).item() <= 0:
-                raise CompileError(f"node {name}: activation BipolarQuant needs one positive scale")
-            layers.append(open_dense.close_with_sign())
-            open_dense, cur_type = None, ir.TensorType("bipolar", 1)
+            if open_dense is not None:
+                open_dense.affine(node, g)
+            elif op == "BatchNormalization" or quantized is None:
+                raise CompileError(f"node {name}: {op} must follow a MatMul/Gemm or scale a "
+                                   "quantized tensor")
+            else:
+                quantized.affine(node, g)
+        elif op in ("BipolarQuant", "Quant"):
+            act = _Activation(node, g)
+            if open_dense is not None:
+                layers.append(open_dense.close(act))
+                n = open_dense.a.shape[0]
+            elif quantized is not None and not quantized.type.digits:
+                # an element-wise requantization of integers: the accumulator is the element
+                n = quantized.n
+                mt = act.multithreshold(quantized.alpha, quantized.beta,
+                                        quantized.type.lo, quantized.type.hi)
+                layers.append(ir.MultiThresholdLayer(name=name, threshold=mt))
+            else:
+                raise CompileError(f"node {name}: {op} must follow a MatMul/Gemm or an integer "
+                                   "tensor")
+            open_dense, quantized = None, _Quantized(act.out, n, act.alpha, act.beta)
         else:
             raise CompileError(f"node {name}: unsupported op {op}"
                                + (f" (domain {node.domain})" if node.domain else ""))

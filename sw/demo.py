@@ -1,8 +1,13 @@
 """``hwgen demo``: the embedded default, from training to a synthesized, verified design.
 
-Trains a binary MLP on scikit-learn's digits, exports ``model.onnx``, checks PyTorch inference
+Trains a network on scikit-learn's digits, exports ``model.onnx``, checks PyTorch inference
 against the golden model on the whole test split, then runs :func:`hwgen.sw.build.build` with the
-test split added to the random verification vectors.
+test split added to the random verification vectors. The families:
+
+* ``binary`` (the default): a binary MLP (xnor-popcount layers, seed 004's sign nets);
+* ``mbbn``: a multi-branch binary MLP of ``bits``-bit activations and weights (seed 003),
+  trained as a quantized network (Algorithm 2) whose layers the hardware computes as
+  ``bits * bits`` xnor-popcount branches combined by shifts (eq. 8).
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from .export import export_onnx
 from .layers import BinaryMLP
 from .train import predict, train
 
-__all__ = ["demo", "DemoResult"]
+__all__ = ["demo", "DemoResult", "FAMILIES"]
+
+FAMILIES = ("binary", "mbbn")
 
 
 @dataclass
@@ -28,19 +35,35 @@ class DemoResult:
     accuracy: float
     n_test: int
     build: BuildResult
+    network: str = "binary MLP"
 
     def summary(self) -> str:
-        return (f"digits test accuracy (binary MLP, PyTorch inference): {self.accuracy:.4f} "
+        return (f"digits test accuracy ({self.network}, PyTorch inference): {self.accuracy:.4f} "
                 f"on {self.n_test} images\n"
                 f"PyTorch == golden(IR) on all {self.n_test} test images\n" + self.build.summary())
 
 
-def demo(*, out, target: str = "ice40", epochs: int = 60, hidden=(128, 128), seed: int = 0,
-         synth: bool = True, log=print) -> DemoResult:
+def _network(family: str, split, hidden, bits: int):
+    n_in = split.x_train.shape[1]
+    if family == "binary":
+        return BinaryMLP(n_in, hidden, split.n_classes, in_bits=split.in_bits), "binary MLP"
+    if family == "mbbn":
+        from .mbbn import QuantMLP
+
+        if not 1 <= bits <= 8:
+            raise ValueError(f"--bits must lie in 1..8, not {bits}")
+        net = QuantMLP(n_in, hidden, split.n_classes, bits=[(bits, bits)] * (len(hidden) + 1),
+                       in_max=float(split.x_train.max()))
+        return net, f"{bits}-bit multi-branch MLP"
+    raise ValueError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
+
+
+def demo(*, out, target: str = "ice40", family: str = "binary", bits: int = 2, epochs: int = 60,
+         hidden=(128, 128), seed: int = 0, synth: bool = True, log=print) -> DemoResult:
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     split = digits(seed=seed)
-    net = BinaryMLP(split.x_train.shape[1], tuple(hidden), split.n_classes, in_bits=split.in_bits)
+    net, network = _network(family, split, tuple(hidden), bits)
+    out.mkdir(parents=True, exist_ok=True)
     train(net, split.x_train, split.y_train, epochs=epochs, seed=seed)
     torch_pred = predict(net, split.x_test)
     acc = float((torch_pred == split.y_test).mean())
@@ -54,4 +77,4 @@ def demo(*, out, target: str = "ice40", epochs: int = 60, hidden=(128, 128), see
                          f"{int((gold != torch_pred).sum())} of {len(gold)} test images")
     result = build(out / "model.onnx", target=target, out=out / "build",
                    vectors=out / "digits_test.npy", seed=seed, synth=synth, log=log)
-    return DemoResult(acc, len(split.x_test), result)
+    return DemoResult(acc, len(split.x_test), result, network)

@@ -9,6 +9,14 @@ the compiler needs and nothing a tracer might add:
   each batch-norm output binarizes the activation.
 * ``MatMul``, ``BatchNormalization`` and a final ``Mul`` by the positive logit scale are
   standard ONNX.
+
+Multi-branch networks (:class:`hwgen.sw.mbbn.MBBNMLP`, and :class:`hwgen.sw.mbbn.QuantMLP`
+before or after :func:`hwgen.sw.mbbn.decompose`) export their encoders as QONNX ``Quant``:
+the M-bit encoder of a range t, ``t / L * odd_round(L * HTanh(a / t))`` with L = 2^M - 1
+(eq. 10 and eq. 15 of seed 003), is ``Quant(a; scale 2t/L, zero point 2^(M-1), M bits,
+unsigned, FLOOR)`` followed by ``Add(t/L)``: the Quant code is ``floor(L a / 2t) + 2^(M-1)``
+clamped to 0..L, which is the offset code of the odd state. Weights are written as their
+odd integer states, the weight quantizer's step following as a ``Mul``.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ class _Graph:
         self.nodes, self.inits = [], []
 
     def const(self, name: str, value) -> str:
+        if any(t.name == name for t in self.inits):
+            return name
         self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
         return name
 
@@ -40,8 +50,32 @@ class _Graph:
         return output
 
 
-def export_onnx(model: BinaryMLP, path) -> onnx.ModelProto:
-    """Write ``model`` (a trained :class:`BinaryMLP`) to ``path`` and return the ONNX model."""
+def export_onnx(model, path) -> onnx.ModelProto:
+    """Write ``model`` (a trained :class:`BinaryMLP`, :class:`hwgen.sw.mbbn.MBBNMLP` or
+    :class:`hwgen.sw.mbbn.QuantMLP`) to ``path`` and return the ONNX model."""
+    from .mbbn import MBBNMLP, QuantMLP
+
+    if isinstance(model, (MBBNMLP, QuantMLP)):
+        g, name = _encoded_graph(model), "hwgen_mbbn_mlp"
+    elif isinstance(model, BinaryMLP):
+        g, name = _binary_graph(model), "hwgen_binary_mlp"
+    else:
+        raise TypeError(f"cannot export a {type(model).__name__}; expected BinaryMLP, "
+                        "MBBNMLP or QuantMLP")
+    graph = helper.make_graph(
+        g.nodes, name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", model.n_in])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", model.n_classes])],
+        g.inits)
+    onnx_model = helper.make_model(
+        graph, producer_name="hwgen",
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(QONNX_DOMAIN, 1)])
+    onnx_model.ir_version = 10
+    onnx.save(onnx_model, str(Path(path)))
+    return onnx_model
+
+
+def _binary_graph(model: BinaryMLP) -> _Graph:
     g = _Graph()
     one, zero = g.const("one", 1.0), g.const("zero", 0.0)
     x = g.node("Quant", ["x", one, zero, g.const("in_bits", float(model.in_bits))], "x_quant",
@@ -62,15 +96,61 @@ def export_onnx(model: BinaryMLP, path) -> onnx.ModelProto:
                "head_wq", domain=QONNX_DOMAIN)
     x = g.node("MatMul", [x, w], "head")
     g.node("Mul", [x, g.const("logit_scale", float(model.log_scale.detach().exp()))], "logits")
+    return g
 
-    graph = helper.make_graph(
-        g.nodes, "hwgen_binary_mlp",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", model.n_in])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", model.n_classes])],
-        g.inits)
-    onnx_model = helper.make_model(
-        graph, producer_name="hwgen",
-        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(QONNX_DOMAIN, 1)])
-    onnx_model.ir_version = 10
-    onnx.save(onnx_model, str(Path(path)))
-    return onnx_model
+
+def _encoded_graph(model) -> _Graph:
+    """Graph of an MBBNMLP or QuantMLP (see the module docs for the encoder's form)."""
+    from .mbbn import MBBNLinear
+
+    g = _Graph()
+    one, zero = g.const("one", 1.0), g.const("zero", 0.0)
+    in_bits = max(1, int(np.ceil(np.log2(model.in_max + 1))))
+    x = g.node("Quant", ["x", one, zero, g.const("in_bits", float(in_bits))], "x_quant",
+               domain=QONNX_DOMAIN, signed=0, narrow=0, rounding_mode="ROUND")
+    # inputs in [0, in_max] onto [-1, 1]; every constant is exact in float32, so the compiler
+    # sees the same numbers as the float64 PyTorch model
+    x = g.node("Mul", [x, g.const("two", 2.0)], "x_2")
+    x = g.node("Div", [x, g.const("in_max", model.in_max)], "x_gain")
+    x = g.node("Add", [x, g.const("in_offset", -1.0)], "x_unit")
+    for i, layer in enumerate(model.layers):
+        levels = float((1 << layer.m_bits) - 1)
+        if isinstance(layer, MBBNLinear):
+            t, codes, w_range = None, layer.weight_codes(), None
+        else:
+            t = float(layer.act.range().detach())
+            codes = layer.weight_quant.codes(layer.weight)
+            w_range = float(layer.weight_quant.range().detach())
+        if t is not None:
+            x = g.node("Div", [x, g.const(f"enc{i}_t", t)], f"enc{i}_unit")
+        # the offset code floor(L a / 2) + 2^(M-1); (code - 2^(M-1)) * 2 + 1 is the state
+        x = g.node("Mul", [x, g.const(f"enc{i}_levels", levels)], f"enc{i}_y")
+        x = g.node("Quant", [x, g.const("two", 2.0),
+                             g.const(f"enc{i}_zero", float(1 << (layer.m_bits - 1))),
+                             g.const(f"enc{i}_bits", float(layer.m_bits))],
+                   f"enc{i}", domain=QONNX_DOMAIN, signed=0, narrow=0, rounding_mode="FLOOR")
+        x = g.node("Add", [x, one], f"enc{i}_q")
+        if t is not None:
+            # Quantize_M's level t q / L
+            x = g.node("Mul", [x, g.const(f"enc{i}_t", t)], f"enc{i}_tq")
+            x = g.node("Div", [x, g.const(f"enc{i}_levels", levels)], f"enc{i}_value")
+        x = g.node("MatMul", [x, g.const(f"fc{i}_w", codes.T)], f"fc{i}")
+        if w_range is not None:
+            # Quantize_K's weight levels t_w c / L_K
+            x = g.node("Mul", [x, g.const(f"fc{i}_t", w_range)], f"fc{i}_tw")
+            x = g.node("Div", [x, g.const(f"fc{i}_levels", float((1 << layer.k_bits) - 1))],
+                       f"fc{i}_value")
+        elif layer.scaled:
+            # eq. 9 with r = 1
+            x = g.node("Div", [x, g.const(f"fc{i}_branch_levels", levels * ((1 << layer.k_bits) - 1))],
+                       f"fc{i}_eq9")
+        if i < len(model.bns):
+            bn = model.bns[i]
+            x = g.node("BatchNormalization",
+                       [x, g.const(f"bn{i}_gamma", bn.weight.detach().numpy()),
+                        g.const(f"bn{i}_beta", bn.bias.detach().numpy()),
+                        g.const(f"bn{i}_mean", bn.running_mean.numpy()),
+                        g.const(f"bn{i}_var", bn.running_var.numpy())],
+                       f"bn{i}", epsilon=float(bn.eps))
+    g.node("Mul", [x, g.const("logit_scale", float(model.log_scale.detach().exp()))], "logits")
+    return g

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import ArgMax, DenseBinary, DenseIntBinW, Layer, Model
+from .ir import ArgMax, DenseBinary, DenseIntBinW, DenseMBBN, Layer, Model, MultiThresholdLayer
 
-__all__ = ["run", "run_layers", "GOLDEN", "pack_bits", "popcount_xnor"]
+__all__ = ["run", "run_layers", "GOLDEN", "pack_bits", "popcount_xnor", "disagreements",
+           "digit_planes", "branch_sum"]
 
 
 def pack_bits(bits: np.ndarray) -> np.ndarray:
@@ -26,13 +27,48 @@ def pack_bits(bits: np.ndarray) -> np.ndarray:
         np.ascontiguousarray(packed).view(np.uint64)
 
 
+def disagreements(xp: np.ndarray, wp: np.ndarray) -> np.ndarray:
+    """D[b, j] = popcount(xp[b] xor wp[j]) over packed (B, words) and (J, words) uint64 rows.
+
+    Rows of ``xp`` go in chunks of about 1 MiB of intermediate words, so memory stays bounded.
+    """
+    rows, words = xp.shape
+    cols = wp.shape[0]
+    out = np.empty((rows, cols), np.int64)
+    chunk = max(1, (1 << 17) // max(1, cols * words))
+    diff = np.empty((min(chunk, rows), cols, words), np.uint64)
+    count = np.empty((min(chunk, rows), cols, words), np.uint8)
+    for i in range(0, rows, chunk):
+        r = min(chunk, rows - i)
+        np.bitwise_xor(xp[i:i + r, None, :], wp[None, :, :], out=diff[:r])
+        np.bitwise_count(diff[:r], out=count[:r])
+        out[i:i + r] = count[:r].sum(axis=-1, dtype=np.int64)
+    return out
+
+
 def popcount_xnor(x_bits: np.ndarray, w_bits: np.ndarray) -> np.ndarray:
     """P[b, j] = popcount(xnor(x[b], w[j])) for 0/1 arrays x (B, N) and w (J, N)."""
     n = x_bits.shape[-1]
-    xp, wp = pack_bits(x_bits), pack_bits(w_bits)
     # xor counts disagreements; the zero padding agrees in both, so it adds nothing to xor
-    disagree = np.bitwise_count(xp[:, None, :] ^ wp[None, :, :]).sum(axis=-1, dtype=np.int64)
-    return n - disagree
+    return n - disagreements(pack_bits(x_bits), pack_bits(w_bits))
+
+
+def digit_planes(codes: np.ndarray, digits: int) -> np.ndarray:
+    """(rows, N) offset codes -> (digits, rows, ceil(N/64)) packed bit planes; plane m is bit m."""
+    codes = np.asarray(codes, dtype=np.int64)
+    return np.stack([pack_bits((codes >> m) & 1) for m in range(digits)])
+
+
+def branch_sum(x_planes: np.ndarray, w_planes: np.ndarray, n: int) -> np.ndarray:
+    """``sum_{m,k} 2^(m+k) popcount(xnor(x_m, w_k))`` over packed planes of N-element rows.
+
+    The accumulator of :class:`hwgen.sw.ir.DenseMBBN` (eq. 8 of seed 003), (B, J) int64.
+    """
+    acc = np.zeros((x_planes.shape[1], w_planes.shape[1]), np.int64)
+    for m, xp in enumerate(x_planes):
+        for k, wp in enumerate(w_planes):
+            acc += (n - disagreements(xp, wp)) << (m + k)
+    return acc
 
 
 def _dense_int_binw(layer: DenseIntBinW, x: np.ndarray) -> np.ndarray:
@@ -44,6 +80,15 @@ def _dense_binary(layer: DenseBinary, x: np.ndarray) -> np.ndarray:
     return popcount_xnor(x, layer.weights)
 
 
+def _dense_mbbn(layer: DenseMBBN, x: np.ndarray) -> np.ndarray:
+    return branch_sum(digit_planes(x, layer.m_bits), digit_planes(layer.weights, layer.k_bits),
+                      layer.n_in)
+
+
+def _multithreshold(layer: MultiThresholdLayer, x: np.ndarray) -> np.ndarray:
+    return x.astype(np.int64)
+
+
 def _argmax(layer: ArgMax, x: np.ndarray) -> np.ndarray:
     return np.argmax(x, axis=1).astype(np.int64)[:, None]
 
@@ -51,6 +96,8 @@ def _argmax(layer: ArgMax, x: np.ndarray) -> np.ndarray:
 GOLDEN = {
     DenseIntBinW.kind: _dense_int_binw,
     DenseBinary.kind: _dense_binary,
+    DenseMBBN.kind: _dense_mbbn,
+    MultiThresholdLayer.kind: _multithreshold,
     ArgMax.kind: _argmax,
 }
 

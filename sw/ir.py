@@ -5,6 +5,11 @@ differ between implementations are fixed here, once:
 
 * **Bipolar encoding.** A bipolar element is stored as one bit ``b``; its value is ``2*b - 1``
   (bit 1 means +1, bit 0 means -1). A binary weight is encoded the same way.
+* **Odd (multi-branch) encoding.** An ``odd`` element of M bits is an odd state
+  ``q`` in ``[-(2^M - 1), 2^M - 1]`` (seed 003, eq. 7), stored as its offset code
+  ``u = (q + 2^M - 1) / 2`` in ``0 .. 2^M - 1``. Bit m of ``u`` is the bipolar digit of weight
+  2^m, so ``q = sum_m 2^m (2 u_m - 1)``; a bipolar element is the odd element of one bit, and
+  is always spelled ``bipolar``. K-bit multi-branch weights are stored the same way.
 * **sign(0) = +1.** Every binarization maps 0 to +1 (QONNX ``BipolarQuant`` does the same).
 * **xnor-popcount.** For bipolar ``x`` and ``w`` of length N, ``P = popcount(xnor(x, w))`` counts
   the positions where they agree, and the bipolar dot product is ``2*P - N``.
@@ -13,11 +18,17 @@ differ between implementations are fixed here, once:
   (the popcount P for bipolar inputs, the signed sum for integer inputs). Equality counts as a 1,
   which is sign(0) = +1 after batch norm. Thresholds are clamped to ``[acc_lo - 1, acc_hi + 1]``,
   so a channel that is constant keeps a bounded threshold.
+* **Multi-thresholds.** A multi-threshold with L levels emits, per output j, the count
+  ``u_j = #{l : acc_j >= t_jl}`` (or ``#{l : acc_j <= t_jl}`` when ``flip_j``), a code in
+  ``0 .. L``; rows are sorted (ascending, or descending when flipped) so the count is the index
+  of the interval holding ``acc_j``. Equality counts as passing the level, as for thresholds.
+  The code is the storage of the output type (unsigned, or odd with L = 2^M - 1).
 * **Argmax ties** go to the lowest index (as ``numpy.argmax`` and ``torch.argmax``).
 * **No saturation anywhere.** Accumulator widths come from exact bounds over the actual weights,
   so no sum can overflow.
 * **Stream packing.** A vector travels as one stream payload; element i occupies bits
-  ``[i*w, (i+1)*w)`` of it, w being the element type's width (two's complement when signed).
+  ``[i*w, (i+1)*w)`` of it, w being the element type's width (two's complement when signed;
+  the offset code when odd). ``TensorType.lo`` / ``hi`` bound the stored codes.
 
 Layer kinds register themselves in :data:`LAYER_KINDS`; the golden model, the hardware
 generators and the resource estimator each keep a registry keyed by the same ``kind`` string.
@@ -32,8 +43,9 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
-    "TensorType", "Threshold", "Layer", "DenseIntBinW", "DenseBinary", "ArgMax", "Model",
-    "LAYER_KINDS", "IRFormatError", "signed_bits", "unsigned_bits",
+    "TensorType", "Threshold", "MultiThreshold", "Layer", "DenseIntBinW", "DenseBinary",
+    "DenseMBBN", "MultiThresholdLayer", "ArgMax", "Model", "LAYER_KINDS", "IRFormatError",
+    "signed_bits", "unsigned_bits", "odd_type",
 ]
 
 IR_VERSION = 1
@@ -59,16 +71,29 @@ def signed_bits(lo: int, hi: int) -> int:
 
 @dataclass(frozen=True)
 class TensorType:
-    """Element type of a vector: ``bipolar`` (1 bit, -1/+1), ``unsigned`` or ``signed`` of ``bits``."""
+    """Element type of a vector: ``bipolar`` (1 bit, -1/+1), ``odd`` (M-bit odd states, see
+    the module docs), ``unsigned`` or ``signed`` of ``bits``."""
 
     kind: str
     bits: int
 
     def __post_init__(self):
-        if self.kind not in ("bipolar", "unsigned", "signed"):
-            raise ValueError(f"tensor kind must be bipolar, unsigned or signed, not {self.kind!r}")
-        if self.bits < 1 or (self.kind == "bipolar" and self.bits != 1):
+        if self.kind not in ("bipolar", "odd", "unsigned", "signed"):
+            raise ValueError(f"tensor kind must be bipolar, odd, unsigned or signed, "
+                             f"not {self.kind!r}")
+        if self.bits < 1 or (self.kind == "bipolar" and self.bits != 1) or \
+                (self.kind == "odd" and self.bits < 2):
             raise ValueError(f"bad width {self.bits!r} for a {self.kind} tensor")
+
+    @property
+    def digits(self) -> int:
+        """Bipolar digits per element (M) of a bipolar or odd type; 0 for integer types."""
+        return self.bits if self.kind in ("bipolar", "odd") else 0
+
+    def values(self, codes: np.ndarray) -> np.ndarray:
+        """The integer values of stored ``codes`` (odd states for bipolar and odd types)."""
+        codes = np.asarray(codes, dtype=np.int64)
+        return 2 * codes - self.hi if self.digits else codes
 
     @classmethod
     def for_range(cls, lo: int, hi: int) -> "TensorType":
@@ -78,12 +103,13 @@ class TensorType:
 
     @property
     def lo(self) -> int:
-        return {"bipolar": 0, "unsigned": 0, "signed": -(1 << (self.bits - 1))}[self.kind]
+        """Smallest stored code."""
+        return -(1 << (self.bits - 1)) if self.kind == "signed" else 0
 
     @property
     def hi(self) -> int:
-        return {"bipolar": 1, "unsigned": (1 << self.bits) - 1,
-                "signed": (1 << (self.bits - 1)) - 1}[self.kind]
+        """Largest stored code."""
+        return (1 << (self.bits - 1)) - 1 if self.kind == "signed" else (1 << self.bits) - 1
 
     def to_json(self) -> str:
         return "bipolar" if self.kind == "bipolar" else f"{self.kind[0]}{self.bits}"
@@ -92,9 +118,17 @@ class TensorType:
     def from_json(cls, s: str) -> "TensorType":
         if s == "bipolar":
             return cls("bipolar", 1)
-        if len(s) > 1 and s[0] in "us" and s[1:].isdigit():
-            return cls({"u": "unsigned", "s": "signed"}[s[0]], int(s[1:]))
+        if len(s) > 1 and s[0] in "uso" and s[1:].isdigit():
+            try:
+                return cls({"u": "unsigned", "s": "signed", "o": "odd"}[s[0]], int(s[1:]))
+            except ValueError:
+                pass
         raise IRFormatError(f"unknown tensor type {s!r}")
+
+
+def odd_type(digits: int) -> TensorType:
+    """The type of M-digit odd states: ``bipolar`` for one digit, ``odd`` otherwise."""
+    return TensorType("bipolar", 1) if digits == 1 else TensorType("odd", digits)
 
 
 @dataclass
@@ -122,6 +156,58 @@ class Threshold:
     @classmethod
     def from_json(cls, d: dict) -> "Threshold":
         return cls(np.array(d["t"], dtype=np.int64), np.array([c == "1" for c in d["flip"]]))
+
+
+@dataclass
+class MultiThreshold:
+    """Per-output multi-threshold: accumulator -> code in 0..L of ``out`` (see module docs).
+
+    Members
+    -------
+    t : numpy.ndarray
+        int64 (n, L), each row sorted ascending, or descending where ``flip``.
+    flip : numpy.ndarray
+        bool (n,): count the levels with ``acc <= t`` instead of ``acc >= t``.
+    out : TensorType
+        Type of the emitted codes; ``L == out.hi`` (one level per code above 0).
+    """
+
+    t: np.ndarray
+    flip: np.ndarray
+    out: TensorType
+
+    def __post_init__(self):
+        self.t = np.asarray(self.t, dtype=np.int64)
+        self.flip = np.asarray(self.flip, dtype=bool)
+        if self.t.ndim != 2 or self.flip.shape != self.t.shape[:1]:
+            raise ValueError("multi-threshold t must be (n, L) and flip (n,)")
+        if self.out.kind == "signed" or self.t.shape[1] != self.out.hi:
+            raise ValueError(f"{self.t.shape[1]} levels cannot emit codes of type "
+                             f"{self.out.to_json()}")
+        steps = np.diff(self.t, axis=1)
+        if np.any(np.where(self.flip[:, None], steps > 0, steps < 0)):
+            raise ValueError("multi-threshold rows must be sorted (descending where flipped)")
+
+    @property
+    def levels(self) -> int:
+        return self.t.shape[1]
+
+    def apply(self, acc: np.ndarray) -> np.ndarray:
+        acc = np.asarray(acc, dtype=np.int64)[..., None]
+        passed = np.where(self.flip[:, None], acc <= self.t, acc >= self.t)
+        return passed.sum(axis=-1, dtype=np.int64)
+
+    def clamp(self, lo: int, hi: int) -> "MultiThreshold":
+        return MultiThreshold(np.clip(self.t, lo - 1, hi + 1), self.flip, self.out)
+
+    def to_json(self) -> dict:
+        return {"t": self.t.tolist(), "flip": "".join("1" if f else "0" for f in self.flip),
+                "out": self.out.to_json()}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "MultiThreshold":
+        return cls(np.array(d["t"], dtype=np.int64).reshape(len(d["flip"]), -1),
+                   np.array([c == "1" for c in d["flip"]]), TensorType.from_json(d["out"]))
 
 
 def _weights_to_json(w: np.ndarray) -> list[str]:
@@ -223,8 +309,9 @@ class DenseIntBinW(_Dense):
     kind = "dense_int_binw"
 
     def acc_range(self, in_type: TensorType) -> tuple[int, int]:
-        if in_type.kind == "bipolar":
-            raise ValueError(f"{self.name}: dense_int_binw takes integer inputs, not bipolar")
+        if in_type.digits:
+            raise ValueError(f"{self.name}: dense_int_binw takes integer inputs, "
+                             f"not {in_type.kind}")
         plus = self.weights.astype(np.int64).sum(axis=1)
         minus = self.n_in - plus
         hi = plus * in_type.hi - minus * in_type.lo
@@ -243,6 +330,125 @@ class DenseBinary(_Dense):
         if in_type.kind != "bipolar":
             raise ValueError(f"{self.name}: dense_binary takes bipolar inputs, not {in_type.kind}")
         return 0, self.n_in
+
+
+@register_kind
+@dataclass
+class DenseMBBN(Layer):
+    """Multi-branch binary dense layer (seed 003): M-bit odd inputs, K-bit odd weights.
+
+    With input digits ``c_m`` and weight digits ``d_k`` (bit m of the codes, module docs), the
+    accumulator is the weighted sum of the M * K branch popcounts (eq. 8)::
+
+        acc_j = sum_{m,k} 2^(m+k) popcount(xnor(c_m, d_jk))       in 0 .. N (2^M - 1)(2^K - 1)
+
+    and the dot product of the states is ``sum_i q_i w_ji = 2 acc_j - N (2^M - 1)(2^K - 1)``,
+    as the popcount P of ``dense_binary`` gives ``2 P - N`` (that kind is this one at M = K = 1).
+    An optional :class:`MultiThreshold` turns the accumulator into the next layer's codes.
+
+    Members
+    -------
+    weights : numpy.ndarray
+        uint8 (n_out, n_in) offset codes of the K-bit weight states.
+    m_bits : int
+        M, the digits of an input (the input type is ``odd_type(m_bits)``).
+    k_bits : int
+        K, the digits of a weight.
+    threshold : MultiThreshold or None
+        None: emit the accumulator.
+    """
+
+    kind = "dense_mbbn"
+    weights: np.ndarray = field(default=None)
+    m_bits: int = 1
+    k_bits: int = 1
+    threshold: MultiThreshold | None = None
+
+    def __post_init__(self):
+        self.weights = np.asarray(self.weights, dtype=np.uint8)
+        for what, bits in (("input digits M", self.m_bits), ("weight digits K", self.k_bits)):
+            if not isinstance(bits, int) or not 1 <= bits <= 8:
+                raise ValueError(f"{self.name}: {what} must lie in 1..8, not {bits!r}")
+        if self.weights.ndim != 2 or self.weights.max(initial=0) >= 1 << self.k_bits:
+            raise ValueError(f"{self.name}: weights must be a matrix of {self.k_bits}-bit codes")
+        if self.threshold is not None and self.threshold.t.shape[0] != self.n_out:
+            raise ValueError(f"{self.name}: {self.threshold.t.shape[0]} threshold rows for "
+                             f"{self.n_out} outputs")
+
+    @property
+    def n_in(self) -> int:
+        return self.weights.shape[1]
+
+    @property
+    def n_out(self) -> int:
+        return self.weights.shape[0]
+
+    def weight_values(self) -> np.ndarray:
+        """(n_out, n_in) int64 weight states ``2 u - (2^K - 1)``."""
+        return odd_type(self.k_bits).values(self.weights)
+
+    def acc_range(self, in_type: TensorType) -> tuple[int, int]:
+        if in_type != odd_type(self.m_bits):
+            raise ValueError(f"{self.name}: dense_mbbn with M = {self.m_bits} takes "
+                             f"{odd_type(self.m_bits).to_json()} inputs, not {in_type.to_json()}")
+        lm, lk = (1 << self.m_bits) - 1, (1 << self.k_bits) - 1
+        # the dot product of row j lies in +-L_M sum|w_j|, both ends reached by x = +-L_M sign(w)
+        reach = lm * np.abs(self.weight_values()).sum(axis=1)
+        mid = self.n_in * lm * lk
+        return int((mid - reach.max()) // 2), int((mid + reach.max()) // 2)
+
+    def out_type(self, in_type: TensorType) -> TensorType:
+        return self.acc_type(in_type) if self.threshold is None else self.threshold.out
+
+    def to_json(self) -> dict:
+        d = {"kind": self.kind, "name": self.name, "n_in": self.n_in, "n_out": self.n_out,
+             "m_bits": self.m_bits, "k_bits": self.k_bits, "weights": self.weights.tolist()}
+        if self.threshold is not None:
+            d["threshold"] = self.threshold.to_json()
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "DenseMBBN":
+        th = MultiThreshold.from_json(d["threshold"]) if "threshold" in d else None
+        return cls(name=d["name"], weights=np.array(d["weights"], dtype=np.int64),
+                   m_bits=int(d["m_bits"]), k_bits=int(d["k_bits"]), threshold=th)
+
+
+@register_kind
+@dataclass
+class MultiThresholdLayer(Layer):
+    """Element-wise multi-threshold: element i's code is ``threshold`` row i applied to x_i.
+
+    Quantizes a vector without weights, e.g. a network's integer input into the odd codes of
+    its first multi-branch layer. The accumulator is the input element itself.
+    """
+
+    kind = "multithreshold"
+    threshold: MultiThreshold = None
+
+    @property
+    def n_in(self) -> int:
+        return self.threshold.t.shape[0]
+
+    @property
+    def n_out(self) -> int:
+        return self.n_in
+
+    def acc_range(self, in_type: TensorType) -> tuple[int, int]:
+        if in_type.digits:
+            raise ValueError(f"{self.name}: multithreshold takes integer inputs, "
+                             f"not {in_type.kind}")
+        return in_type.lo, in_type.hi
+
+    def out_type(self, in_type: TensorType) -> TensorType:
+        return self.threshold.out
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "threshold": self.threshold.to_json()}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "MultiThresholdLayer":
+        return cls(name=d["name"], threshold=MultiThreshold.from_json(d["threshold"]))
 
 
 @register_kind

@@ -45,7 +45,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .golden import pack_bits
+from .golden import disagreements, pack_bits
 from .layers import ClippedWeights, binarize
 
 __all__ = [
@@ -180,6 +180,15 @@ class Quantize(nn.Module):
     def forward(self, x):
         return quantize(x, self.range(), self.bits)
 
+    def states(self, x) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(q, d)`` with ``forward(x) == d * q``: the odd states (STE) and the step ``t / L``.
+
+        A product of states is an exact integer in float arithmetic, so layers multiply
+        states and scale once: ties between outputs stay ties, as in the integer hardware.
+        """
+        t, n = self.range(), _levels(self.bits)
+        return _OddRoundSTE.apply(n * hard_tanh(x / t)), t / n
+
     @torch.no_grad()
     def codes(self, x: torch.Tensor) -> np.ndarray:
         """The odd integer states of ``x`` (int64); ``forward(x) == step() * codes(x)``."""
@@ -223,22 +232,6 @@ def pack_digits(codes: np.ndarray, bits: int) -> np.ndarray:
     return pack_bits(code_digits(codes, bits))
 
 
-def _disagreements(xp: np.ndarray, wp: np.ndarray) -> np.ndarray:
-    """D[b, j] = popcount(x[b] xor w[j]) over packed words; rows of x in chunks of ~1 MiB."""
-    rows, words = xp.shape
-    cols = wp.shape[0]
-    out = np.empty((rows, cols), np.int64)
-    chunk = max(1, (1 << 17) // max(1, cols * words))
-    diff = np.empty((chunk, cols, words), np.uint64)
-    count = np.empty((chunk, cols, words), np.uint8)
-    for i in range(0, rows, chunk):
-        r = min(chunk, rows - i)
-        np.bitwise_xor(xp[i:i + r, None, :], wp[None, :, :], out=diff[:r])
-        np.bitwise_count(diff[:r], out=count[:r])
-        out[i:i + r] = count[:r].sum(axis=-1, dtype=np.int64)
-    return out
-
-
 def mbbn_matmul_packed(x_planes: np.ndarray, w_planes: np.ndarray, n: int) -> np.ndarray:
     """Eq. 8 on packed digit planes (M, B, words) and (K, J, words) of N-element rows.
 
@@ -250,7 +243,7 @@ def mbbn_matmul_packed(x_planes: np.ndarray, w_planes: np.ndarray, n: int) -> np
     for m, xp in enumerate(x_planes):
         for k, wp in enumerate(w_planes):
             # 2 P - N = N - 2 D, D the disagreements
-            acc += (n - 2 * _disagreements(xp, wp)) << (m + k)
+            acc += (n - 2 * disagreements(xp, wp)) << (m + k)
     return acc
 
 
@@ -373,7 +366,10 @@ class QuantLinear(nn.Module):
         self.weight_quant = Quantize(k_bits)
 
     def forward(self, a):
-        return F.linear(self.act(a), self.weight_quant(self.weight))
+        # F.linear(Quantize_M(a), Quantize_K(w)) with the steps taken out of the sum (exact)
+        qa, da = self.act.states(a)
+        qw, dw = self.weight_quant.states(self.weight)
+        return F.linear(qa, qw) * (da * dw)
 
 
 class _EncodedMLP(nn.Module):
