@@ -244,8 +244,9 @@ class FoldedEngine(wiring.Component):
 
         x_chunk = data.ArrayLayout(element_shape(self.in_type), self.simd)(
             x_reg.as_value().word_select(s1_sf, self.simd * elem_bits))
-        outputs = Cat(*self.datapath(m, FoldStep(addr=addr, running=running, valid=s1_valid, first=s1_first,
-                                                 sf=s1_sf, nf=s1_nf, x=x_chunk, bf=s1_bf)))
+        outputs = Cat(*self.datapath(m, FoldStep(addr=addr, running=running, valid=s1_valid,
+                                                 first=s1_first, sf=s1_sf, nf=s1_nf, x=x_chunk,
+                                                 bf=s1_bf)))
         with m.If(s2_valid):
             # fold nf enters at the top; after the last fold, fold 0 is at the bottom
             m.d.sync += out_reg.eq(Cat(out_reg.as_value()[len(outputs):], outputs))
@@ -266,6 +267,10 @@ def _threshold_rom(m: Module, threshold, lo: int, hi: int, pe: int, addr: Value,
     th = threshold.clamp(lo, hi)
     t = th.t.reshape(len(th.flip), -1) + th.flip[:, None]
     levels = t.shape[1]
+    steps = np.diff(t, axis=1)
+    if np.any(np.where(th.flip[:, None], steps > 0, steps < 0)):
+        # the output code is decoded as a thermometer code, which needs sorted rows
+        raise ValueError("multi-threshold rows must be sorted (descending where flipped)")
     t_type = ir.TensorType.for_range(lo - 1, hi + 2)
     field = levels * t_type.bits + 1
     rows = [_pack([*row.tolist(), int(f)], t_type.bits) for row, f in zip(t, th.flip)]
@@ -474,8 +479,10 @@ class MBBNEngine(_DenseEngine):
     and the second is common to the whole step, so each neuron shifts its summed branches by
     ``i + j`` through one small shifter of ``ceil(log2(b_m + b_k - 1))`` multiplexer levels.
     The ``b_m`` input planes a unit takes in turn go through one multiplexer shared by all
-    neurons; the weight ROM word of a step holds just the ``K / b_k`` weight planes it needs.
-    With ``branch_folds == 1`` every branch is computed at once and every shift is wiring.
+    neurons; the weight ROM word of a step holds just the ``K / b_k`` weight planes it needs,
+    one row per ``(nf, sf, j)``, addressed by the step address without its low bits when
+    ``b_m`` is a power of two and by a row counter otherwise. With ``branch_folds == 1`` every
+    branch is computed at once and every shift is wiring.
 
     Parameters
     ----------
