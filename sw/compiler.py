@@ -97,6 +97,15 @@ def _attr(node, name, default=None):
     return default
 
 
+def _bit_width(node, bits: np.ndarray, what: str, why: str) -> int:
+    """A Quant node's bit width, an integer from 1 to 8, or a CompileError naming the node."""
+    n = bits.item()
+    if n != int(n) or not 1 <= n <= 8:
+        raise CompileError(f"node {_node_name(node)}: {what} {n:g} is not an integer from 1 to 8"
+                           + why)
+    return int(n)
+
+
 def _node_name(node) -> str:
     return node.name or f"{node.op_type}({node.output[0]})"
 
@@ -165,11 +174,7 @@ class _Activation:
         if s.size != 1 or z0.size != 1 or bits.size != 1 or s.item() <= 0:
             raise CompileError(f"node {name}: activation Quant needs one positive scale, one "
                                "zero point and one bit width")
-        n = bits.item()
-        if n != int(n) or not 1 <= n <= 8:
-            raise CompileError(f"node {name}: activation bit width {n:g} is not an integer "
-                               "from 1 to 8")
-        n = int(n)
+        n = _bit_width(node, bits, "activation bit width", "")
         if _attr(node, "narrow", 0):
             raise CompileError(f"node {name}: narrow-range activation Quant is not supported")
         mode = _attr(node, "rounding_mode", "ROUND")
@@ -339,11 +344,8 @@ def _input_type(node, g: _Graph) -> ir.TensorType:
     if scale.size != 1 or scale.item() != 1 or zero.size != 1 or zero.item() != 0:
         raise CompileError(f"node {_node_name(node)}: the input Quant must have scale 1 and "
                            "zero point 0 (integer inputs)")
-    nbits = bits.item()
-    if nbits != int(nbits) or not 1 <= nbits <= 8:
-        raise CompileError(f"node {_node_name(node)}: input bit width {nbits:g} is not an "
-                           "integer from 1 to 8 (one UART byte per element)")
-    return ir.TensorType("signed" if _attr(node, "signed", 1) else "unsigned", int(nbits))
+    nbits = _bit_width(node, bits, "input bit width", " (one UART byte per element)")
+    return ir.TensorType("signed" if _attr(node, "signed", 1) else "unsigned", nbits)
 
 
 def compile_onnx(source) -> ir.Model:

@@ -44,6 +44,15 @@ class _Graph:
         self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
         return name
 
+    def batch_norm(self, x: str, bn, name: str) -> str:
+        """A ``BatchNormalization`` node of ``bn``'s inference-mode statistics."""
+        return self.node("BatchNormalization",
+                         [x, self.const(f"{name}_gamma", bn.weight.detach().numpy()),
+                          self.const(f"{name}_beta", bn.bias.detach().numpy()),
+                          self.const(f"{name}_mean", bn.running_mean.numpy()),
+                          self.const(f"{name}_var", bn.running_var.numpy())],
+                         name, epsilon=float(bn.eps))
+
     def node(self, op: str, inputs: list[str], output: str, *, domain: str = "", **attrs) -> str:
         self.nodes.append(helper.make_node(op, inputs, [output], name=output, domain=domain,
                                            **attrs))
@@ -85,12 +94,7 @@ def _binary_graph(model: BinaryMLP) -> _Graph:
         w = g.node("BipolarQuant", [g.const(f"fc{i}_w", lin.weight.detach().numpy().T), one],
                    f"fc{i}_wq", domain=QONNX_DOMAIN)
         x = g.node("MatMul", [x, w], f"fc{i}")
-        x = g.node("BatchNormalization",
-                   [x, g.const(f"bn{i}_gamma", bn.weight.detach().numpy()),
-                    g.const(f"bn{i}_beta", bn.bias.detach().numpy()),
-                    g.const(f"bn{i}_mean", bn.running_mean.numpy()),
-                    g.const(f"bn{i}_var", bn.running_var.numpy())],
-                   f"bn{i}", epsilon=float(bn.eps))
+        x = g.batch_norm(x, bn, f"bn{i}")
         x = g.node("BipolarQuant", [x, one], f"act{i}", domain=QONNX_DOMAIN)
     w = g.node("BipolarQuant", [g.const("head_w", model.head.weight.detach().numpy().T), one],
                "head_wq", domain=QONNX_DOMAIN)
@@ -145,12 +149,6 @@ def _encoded_graph(model) -> _Graph:
             x = g.node("Div", [x, g.const(f"fc{i}_branch_levels", levels * ((1 << layer.k_bits) - 1))],
                        f"fc{i}_eq9")
         if i < len(model.bns):
-            bn = model.bns[i]
-            x = g.node("BatchNormalization",
-                       [x, g.const(f"bn{i}_gamma", bn.weight.detach().numpy()),
-                        g.const(f"bn{i}_beta", bn.bias.detach().numpy()),
-                        g.const(f"bn{i}_mean", bn.running_mean.numpy()),
-                        g.const(f"bn{i}_var", bn.running_var.numpy())],
-                       f"bn{i}", epsilon=float(bn.eps))
+            x = g.batch_norm(x, model.bns[i], f"bn{i}")
     g.node("Mul", [x, g.const("logit_scale", float(model.log_scale.detach().exp()))], "logits")
     return g
