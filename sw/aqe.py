@@ -39,7 +39,8 @@ from .layers import ClippedWeights
 
 __all__ = [
     "OutputFunction", "sign", "ternary", "power_of_two", "STE", "AQE", "AlphaSchedule",
-    "Quantizer", "QuantLinear", "set_alpha", "inference_op", "FLOAT_BITS",
+    "Quantizer", "QuantLinear", "MINWMLP", "output_function", "set_alpha", "inference_op",
+    "FLOAT_BITS",
 ]
 
 FLOAT_BITS = 16
@@ -277,6 +278,78 @@ class QuantLinear(ClippedWeights, nn.Linear):
 
     def forward(self, x):
         return nn.functional.linear(x, self.quantized_weight())
+
+
+def output_function(bits: int) -> OutputFunction:
+    """The ``h`` of an n-bit quantizer: sign (eq. 4) for 1 bit, power-of-two levels (eq. 22)
+    from 2 bits (ternary with Delta = 1/2, eq. 21, at 2 bits)."""
+    if not (isinstance(bits, int) and 1 <= bits < FLOAT_BITS):
+        raise ValueError(f"a quantizer takes 1 to {FLOAT_BITS - 1} bits, not {bits!r}")
+    return sign() if bits == 1 else power_of_two(bits)
+
+
+class MINWMLP(nn.Module):
+    """MINW-Net MLP (seed 004, §III-E): M-bit activations, N-bit weights.
+
+    ``[QuantLinear (N bits), batch norm, activation quantizer (M bits)] x hidden -> QuantLinear
+    (N bits) -> * exp(log_scale)``, no biases (batch norm follows, §III-E). Weights and
+    activations share the quantizers: :func:`output_function` of their widths wrapped in
+    ``estimator`` (one :class:`STE` or :class:`AQE` for the whole network, so that
+    :func:`set_alpha` moves every quantizer at once). Widths of ``FLOAT_BITS`` or more keep that
+    side unquantized (Table I's float rows; such a network has no multiplier-free hardware).
+
+    The first layer reads the data's integer samples (0 .. ``in_max``) unquantized, as §III-E
+    allows ("float input"), or, with ``quantize_input``, maps them onto [-1, 1] by
+    ``2 x / in_max - 1`` and quantizes them to M bits like every other activation.
+
+    Inference (eval mode) computes ``h`` exactly, with levels that are dyadic fractions, so the
+    float network equals the integer one of ``dense_shift`` / ``dense_binary`` layers.
+    """
+
+    def __init__(self, n_in: int, hidden: tuple[int, ...], n_classes: int, *, in_max: int,
+                 act_bits: int, weight_bits: int, estimator: STE | AQE | None = None,
+                 quantize_input: bool = False):
+        super().__init__()
+        if not (isinstance(in_max, int) and in_max >= 1):
+            raise ValueError(f"in_max must be a positive integer, not {in_max!r}")
+        self.n_in, self.hidden, self.n_classes = n_in, tuple(hidden), n_classes
+        self.in_max, self.act_bits, self.weight_bits = in_max, act_bits, weight_bits
+        self.quantize_input = quantize_input
+        self.estimator = STE() if estimator is None else estimator
+
+        def act():
+            if act_bits >= FLOAT_BITS:
+                return nn.Hardtanh()
+            return Quantizer(output_function(act_bits), self.estimator)
+
+        def linear(n_i, n_o):
+            if weight_bits >= FLOAT_BITS:
+                layer = nn.Linear(n_i, n_o, bias=False)
+                nn.init.uniform_(layer.weight, -1.0, 1.0)
+                return layer
+            return QuantLinear(n_i, n_o, weight_h=output_function(weight_bits),
+                               estimator=self.estimator)
+
+        self.input_act = act() if quantize_input else None
+        widths = (n_in, *self.hidden)
+        self.layers = nn.ModuleList(linear(a, b) for a, b in zip(widths, widths[1:]))
+        self.bns = nn.ModuleList(nn.BatchNorm1d(h) for h in self.hidden)
+        self.acts = nn.ModuleList(act() for _ in self.hidden)
+        self.head = linear(widths[-1], n_classes)
+        self.log_scale = nn.Parameter(torch.tensor(-2.0))
+
+    def forward(self, x):
+        if self.input_act is not None:
+            x = self.input_act(2 * x / self.in_max - 1)
+        for layer, bn, act in zip(self.layers, self.bns, self.acts):
+            x = act(bn(layer(x)))
+        return self.head(x) * self.log_scale.exp()
+
+    @torch.no_grad()
+    def quantized_weights(self) -> list[torch.Tensor]:
+        """Every layer's inference weights ``h(w)`` (eq. 20), the head's last."""
+        return [m.quantized_weight() if isinstance(m, QuantLinear) else m.weight.clone()
+                for m in (*self.layers, self.head)]
 
 
 def set_alpha(model: nn.Module, alpha: float) -> None:

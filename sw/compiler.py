@@ -11,13 +11,18 @@ tracking every float tensor exactly (float64) as an affine map of integers:
   initializer, or an initializer equal to ``s * c`` with ``c`` odd, ``|c| <= 2^K - 1``) opens a
   dense layer: ``dense_int_binw`` on integer inputs (K = 1), ``dense_binary`` (xnor-popcount)
   on bipolar inputs (K = 1), and ``dense_mbbn`` (multi-branch, seed 003 eq. 8) on odd inputs
-  or K > 1. Its output is tracked as a per-channel affine map ``a * acc + b`` of the layer's
-  integer accumulator; ``BatchNormalization``, the constant ops and a Gemm bias update it.
+  or K > 1. A weight equal to ``s * c`` with every ``c`` 0 or ``+-2^e`` (and some ``c`` even or
+  0), or any weight on power-of-two inputs, opens a ``dense_shift`` layer (seed 004): a
+  shift-accumulate of the input values. The output is tracked as a per-channel affine map
+  ``a * acc + b`` of the layer's integer accumulator; ``BatchNormalization``, the constant ops
+  and a Gemm bias update it.
 * ``BipolarQuant`` closes the layer with a threshold (sign(0) = +1); ``Quant`` of n bits
   closes it with a multi-threshold of ``2^n - 1`` levels whose codes are the next layer's
   n-digit odd states (the QONNX rounding modes FLOOR, CEIL, ROUND (half to even), HALF_UP and
-  HALF_DOWN are each turned into exact integer levels). On a quantized tensor without a
-  layer, either one becomes an element-wise ``multithreshold`` layer.
+  HALF_DOWN are each turned into exact integer levels); ``PowerOfTwoQuant`` of n bits (domain
+  ``hwgen.custom_op``, see :mod:`hwgen.sw.export`) closes it with the ``2^n - 2`` levels
+  between eq. 22's power-of-two values, whose codes are ``pow2`` elements. On an integer
+  tensor without a layer, any of them becomes an element-wise ``multithreshold`` layer.
 * At the graph output, an affine map that is the same positive scale and offset for every
   channel cannot change the argmax, so the layer emits its accumulator and an ``argmax`` layer
   is appended; any other map is refused, since no integer layer could represent it exactly.
@@ -34,6 +39,8 @@ import onnx
 from onnx import numpy_helper
 
 from . import ir
+from .aqe import power_of_two
+from .export import HWGEN_DOMAIN
 
 __all__ = ["CompileError", "compile_onnx", "load_onnx"]
 
@@ -162,6 +169,9 @@ class _Activation:
 
     def __init__(self, node, g: "_Graph"):
         name = _node_name(node)
+        if node.op_type == "PowerOfTwoQuant":
+            self._power_of_two(node, g)
+            return
         if node.op_type == "BipolarQuant":
             s = g.const(node, 1)
             if s.size != 1 or s.item() <= 0:
@@ -193,6 +203,28 @@ class _Activation:
         self.out = ir.odd_type(n)
         # value (c + qmin - z0) s with c = (v + L) / 2, v the odd state
         self.alpha, self.beta = s / 2, s * (levels / 2 + qmin - z0)
+
+    def _power_of_two(self, node, g: "_Graph") -> None:
+        """``scale * h_n(z / scale)``, eq. 22's levels (hwgen.sw.export's PowerOfTwoQuant)."""
+        name = _node_name(node)
+        s = g.const(node, 1)
+        n = _attr(node, "bits")
+        if s.size != 1 or s.item() <= 0:
+            raise CompileError(f"node {name}: PowerOfTwoQuant needs one positive scale")
+        if not isinstance(n, int) or not 2 <= n <= 6:
+            raise CompileError(f"node {name}: PowerOfTwoQuant bits must be an integer from 2 "
+                               f"to 6, not {n!r}")
+        s = s.item()
+        theta = power_of_two(n).thresholds           # magnitudes' midpoints, ascending
+        q = len(theta)
+        # code c passes level k <= q (a non-positive level) iff z/s >= -theta_(q-k+1): a value
+        # on a threshold goes to the smaller magnitude, i.e. up on the negative side; level
+        # k > q (a positive one) iff z/s > theta_(k-q), strictly
+        self.bounds = [(-s * theta[q - k], False) for k in range(1, q + 1)] + \
+                      [(s * theta[k - 1], True) for k in range(1, q + 1)]
+        self.out = ir.pow2_type(n)
+        # the code's value v is the level times 2^(q-1)
+        self.alpha, self.beta = s / (1 << (q - 1)), 0.0
 
     def multithreshold(self, a, b, lo, hi) -> ir.MultiThreshold:
         t, flip = _levels_to_thresholds(a, b, self.bounds, lo, hi)
@@ -249,7 +281,16 @@ class _OpenDense:
         ws = np.broadcast_to(np.asarray(scale, np.float64), (n_out,))
         alpha, offset = x.alpha[0], ws * (codes.astype(np.float64) @ x.beta)
         lk = (1 << k_bits) - 1
-        if digits == 0:
+        shift = x.type.kind == "pow2" or np.any(codes % 2 == 0)
+        if shift or (digits == 0 and k_bits != 1 and ir.is_pow2_weight(codes).all()):
+            # power-of-two weights, or power-of-two inputs: shift-accumulate on input values
+            self.kind = ir.DenseShift
+            if not ir.is_pow2_weight(codes).all():
+                raise CompileError(f"node {name}: weights of odd multi-bit states need odd "
+                                   f"or bipolar inputs, not {x.type.kind}")
+            self.layer_args = dict(weights=codes)
+            self.a, self.b = alpha * ws, offset
+        elif digits == 0:
             if k_bits != 1:
                 raise CompileError(f"node {name}: {k_bits}-bit weights need bipolar or odd "
                                    f"inputs, not {x.type.kind} (quantize the input first)")
@@ -269,7 +310,7 @@ class _OpenDense:
         self.a, self.b = _apply_affine(node, g, self.a, self.b)
 
     def close(self, act: _Activation) -> ir.Layer:
-        if self.kind is ir.DenseMBBN:
+        if self.kind in (ir.DenseMBBN, ir.DenseShift):
             layer = self.kind(name=self.name, **self.layer_args)
             lo, hi = layer.acc_range(self.in_type)
             layer.threshold = act.multithreshold(self.a, self.b, lo, hi)
@@ -285,8 +326,11 @@ class _OpenDense:
             self.kind = ir.DenseMBBN
             self.layer_args.update(m_bits=1, k_bits=1)
             return self.close(act)
-        raise CompileError(f"layer {self.name}: a dense_int_binw layer cannot emit "
-                           f"{act.out.bits}-bit codes; quantize its input to odd states first")
+        # an add-subtract layer with multi-bit outputs is the shift layer of exponent 0: the
+        # same accumulator (sum of +-x), so a and b carry over
+        self.kind = ir.DenseShift
+        self.layer_args = dict(weights=2 * self.layer_args["weights"].astype(np.int64) - 1)
+        return self.close(act)
 
     def close_at_output(self) -> ir.Layer:
         a, b = self.a, self.b
@@ -296,8 +340,11 @@ class _OpenDense:
         return self.kind(name=self.name, **self.layer_args)
 
 
-def _odd_weights(node, g: "_Graph") -> tuple[np.ndarray, int, np.ndarray]:
-    """(odd integer states (out, in), K, positive scale per output) of a MatMul/Gemm weight."""
+def _weights(node, g: "_Graph") -> tuple[np.ndarray, int, np.ndarray]:
+    """(integer weights (out, in), K, positive scale per output) of a MatMul/Gemm weight.
+
+    The integers are odd states (binary when K = 1), or 0 and +-2^e (shift weights, seed 004);
+    K is the width of the largest odd state."""
     name = node.input[1]
     src = g.producer.get(name)
     if src is not None and src.op_type == "BipolarQuant":
@@ -307,15 +354,18 @@ def _odd_weights(node, g: "_Graph") -> tuple[np.ndarray, int, np.ndarray]:
     elif name in g.inits:
         w = g.inits[name]
         mags = np.abs(w)
-        scale = mags.min() if mags.size else 0.0
+        scale = mags[mags > 0].min() if np.any(mags > 0) else 0.0
         r = w / scale if scale > 0 else np.zeros_like(w)
         codes = np.round(r).astype(np.int64)
-        if scale <= 0 or np.any(np.abs(r - codes) > 1e-6 * np.maximum(1, np.abs(r))) or \
-                np.any(codes % 2 == 0) or np.abs(codes).max() > 255:
+        exact = scale > 0 and not np.any(np.abs(r - codes) > 1e-6 * np.maximum(1, np.abs(r)))
+        odd = exact and not np.any(codes % 2 == 0) and np.abs(codes).max() <= 255
+        pow2 = exact and ir.is_pow2_weight(codes).all() and np.abs(codes).max() <= 1 << 15
+        if not (odd or pow2):
             shown = ", ".join(f"{v:g}" for v in np.unique(w)[:4])
             raise CompileError(f"node {_node_name(node)}: weight {name} is not binary nor a "
-                               f"scaled matrix of odd states (values {shown}, ...); quantize "
-                               "it with BipolarQuant or to odd multi-bit states")
+                               f"scaled matrix of odd states or of 0 and powers of two (values "
+                               f"{shown}, ...); quantize it with BipolarQuant, to odd "
+                               "multi-bit states or to power-of-two levels")
     else:
         raise CompileError(f"node {_node_name(node)}: weight {name} must be a constant or "
                            "BipolarQuant of a constant")
@@ -374,7 +424,7 @@ def compile_onnx(source) -> ir.Model:
             if quantized is None:
                 raise CompileError(f"node {name}: its input is not quantized; put a "
                                    "BipolarQuant (sign) or Quant before it")
-            codes, k_bits, scale = _odd_weights(node, g)
+            codes, k_bits, scale = _weights(node, g)
             if codes.shape[1] != quantized.n:
                 raise CompileError(f"node {name}: weight has {codes.shape[1]} inputs, its input "
                                    f"tensor {quantized.n} elements")
@@ -391,12 +441,13 @@ def compile_onnx(source) -> ir.Model:
                                    "quantized tensor")
             else:
                 quantized.affine(node, g)
-        elif op in ("BipolarQuant", "Quant"):
+        elif op in ("BipolarQuant", "Quant") or (op, node.domain) == ("PowerOfTwoQuant",
+                                                                       HWGEN_DOMAIN):
             act = _Activation(node, g)
             if open_dense is not None:
                 layers.append(open_dense.close(act))
                 n = open_dense.a.shape[0]
-            elif quantized is not None and not quantized.type.digits:
+            elif quantized is not None and quantized.type.is_integer:
                 # an element-wise requantization of integers: the accumulator is the element
                 n = quantized.n
                 mt = act.multithreshold(quantized.alpha, quantized.beta,

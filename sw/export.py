@@ -17,6 +17,14 @@ the M-bit encoder of a range t, ``t / L * odd_round(L * HTanh(a / t))`` with L =
 unsigned, FLOOR)`` followed by ``Add(t/L)``: the Quant code is ``floor(L a / 2t) + 2^(M-1)``
 clamped to 0..L, which is the offset code of the odd state. Weights are written as their
 odd integer states, the weight quantizer's step following as a ``Mul``.
+
+MINW-Net MLPs (:class:`hwgen.sw.aqe.MINWMLP`, seed 004) write their inference weights ``h(w)``
+(eq. 20) as plain initializers: 0 and +-2^-p are exact in float32. A 1-bit activation is
+``BipolarQuant``; an n-bit one (n >= 2) is ``PowerOfTwoQuant`` of domain
+:data:`HWGEN_DOMAIN`, an op of this project: inputs ``x`` and a positive ``scale``, attribute
+``bits``, output ``scale * h_n(x / scale)`` with ``h_n`` the power-of-two levels of eq. 22 as
+:func:`hwgen.sw.aqe.power_of_two` defines them (nearest level; a value on a threshold goes to
+the level of smaller magnitude). QONNX has no op for non-uniform levels.
 """
 
 from __future__ import annotations
@@ -29,9 +37,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from .layers import BinaryMLP
 
-__all__ = ["export_onnx", "QONNX_DOMAIN"]
+__all__ = ["export_onnx", "QONNX_DOMAIN", "HWGEN_DOMAIN"]
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
+HWGEN_DOMAIN = "hwgen.custom_op"
 
 
 class _Graph:
@@ -62,15 +71,18 @@ class _Graph:
 def export_onnx(model, path) -> onnx.ModelProto:
     """Write ``model`` (a trained :class:`BinaryMLP`, :class:`hwgen.sw.mbbn.MBBNMLP` or
     :class:`hwgen.sw.mbbn.QuantMLP`) to ``path`` and return the ONNX model."""
+    from .aqe import MINWMLP
     from .mbbn import MBBNMLP, QuantMLP
 
     if isinstance(model, (MBBNMLP, QuantMLP)):
         g, name = _encoded_graph(model), "hwgen_mbbn_mlp"
+    elif isinstance(model, MINWMLP):
+        g, name = _minw_graph(model), "hwgen_minw_mlp"
     elif isinstance(model, BinaryMLP):
         g, name = _binary_graph(model), "hwgen_binary_mlp"
     else:
         raise TypeError(f"cannot export a {type(model).__name__}; expected BinaryMLP, "
-                        "MBBNMLP or QuantMLP")
+                        "MBBNMLP, QuantMLP or MINWMLP")
     graph = helper.make_graph(
         g.nodes, name,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", model.n_in])],
@@ -78,7 +90,8 @@ def export_onnx(model, path) -> onnx.ModelProto:
         g.inits)
     onnx_model = helper.make_model(
         graph, producer_name="hwgen",
-        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(QONNX_DOMAIN, 1)])
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(QONNX_DOMAIN, 1),
+                       helper.make_opsetid(HWGEN_DOMAIN, 1)])
     onnx_model.ir_version = 10
     onnx.save(onnx_model, str(Path(path)))
     return onnx_model
@@ -150,5 +163,39 @@ def _encoded_graph(model) -> _Graph:
                        f"fc{i}_eq9")
         if i < len(model.bns):
             x = g.batch_norm(x, model.bns[i], f"bn{i}")
+    g.node("Mul", [x, g.const("logit_scale", float(model.log_scale.detach().exp()))], "logits")
+    return g
+
+
+def _minw_graph(model) -> _Graph:
+    """Graph of a :class:`hwgen.sw.aqe.MINWMLP` (see the module docs)."""
+    from .aqe import FLOAT_BITS
+
+    if max(model.act_bits, model.weight_bits) >= FLOAT_BITS:
+        raise ValueError("a MINW-Net with float weights or activations has no integer form; "
+                         f"quantize both below {FLOAT_BITS} bits")
+    g = _Graph()
+    one, zero = g.const("one", 1.0), g.const("zero", 0.0)
+    in_bits = max(1, int(model.in_max).bit_length())
+    x = g.node("Quant", ["x", one, zero, g.const("in_bits", float(in_bits))], "x_quant",
+               domain=QONNX_DOMAIN, signed=0, narrow=0, rounding_mode="ROUND")
+
+    def act(x: str, name: str) -> str:
+        if model.act_bits == 1:
+            return g.node("BipolarQuant", [x, one], name, domain=QONNX_DOMAIN)
+        return g.node("PowerOfTwoQuant", [x, one], name, domain=HWGEN_DOMAIN,
+                      bits=model.act_bits)
+
+    if model.quantize_input:
+        x = g.node("Mul", [x, g.const("two", 2.0)], "x_2")
+        x = g.node("Div", [x, g.const("in_max", float(model.in_max))], "x_gain")
+        x = g.node("Add", [x, g.const("in_offset", -1.0)], "x_unit")
+        x = act(x, "x_act")
+    weights = model.quantized_weights()
+    for i, bn in enumerate(model.bns):
+        x = g.node("MatMul", [x, g.const(f"fc{i}_w", weights[i].numpy().T)], f"fc{i}")
+        x = g.batch_norm(x, bn, f"bn{i}")
+        x = act(x, f"act{i}")
+    x = g.node("MatMul", [x, g.const("head_w", weights[-1].numpy().T)], "head")
     g.node("Mul", [x, g.const("logit_scale", float(model.log_scale.detach().exp()))], "logits")
     return g

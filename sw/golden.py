@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import ArgMax, DenseBinary, DenseIntBinW, DenseMBBN, Layer, Model, MultiThresholdLayer
+from .ir import (ArgMax, DenseBinary, DenseIntBinW, DenseMBBN, DenseShift, Layer, Model,
+                 MultiThresholdLayer, TensorType)
 
 __all__ = ["run", "run_layers", "GOLDEN", "pack_bits", "popcount_xnor", "disagreements",
            "digit_planes", "branch_sum"]
@@ -71,25 +72,30 @@ def branch_sum(x_planes: np.ndarray, w_planes: np.ndarray, n: int) -> np.ndarray
     return acc
 
 
-def _dense_int_binw(layer: DenseIntBinW, x: np.ndarray) -> np.ndarray:
+def _dense_int_binw(layer: DenseIntBinW, x: np.ndarray, in_type: TensorType) -> np.ndarray:
     w = 2 * layer.weights.astype(np.int64) - 1
     return x.astype(np.int64) @ w.T
 
 
-def _dense_binary(layer: DenseBinary, x: np.ndarray) -> np.ndarray:
+def _dense_binary(layer: DenseBinary, x: np.ndarray, in_type: TensorType) -> np.ndarray:
     return popcount_xnor(x, layer.weights)
 
 
-def _dense_mbbn(layer: DenseMBBN, x: np.ndarray) -> np.ndarray:
+def _dense_mbbn(layer: DenseMBBN, x: np.ndarray, in_type: TensorType) -> np.ndarray:
     return branch_sum(digit_planes(x, layer.m_bits), digit_planes(layer.weights, layer.k_bits),
                       layer.n_in)
 
 
-def _multithreshold(layer: MultiThresholdLayer, x: np.ndarray) -> np.ndarray:
+def _dense_shift(layer: DenseShift, x: np.ndarray, in_type: TensorType) -> np.ndarray:
+    # exact: |acc| < 2^15 * N * max|value| stays far inside int64 for any layer that fits
+    return in_type.values(x) @ layer.weights.T
+
+
+def _multithreshold(layer: MultiThresholdLayer, x: np.ndarray, in_type: TensorType) -> np.ndarray:
     return x.astype(np.int64)
 
 
-def _argmax(layer: ArgMax, x: np.ndarray) -> np.ndarray:
+def _argmax(layer: ArgMax, x: np.ndarray, in_type: TensorType) -> np.ndarray:
     return np.argmax(x, axis=1).astype(np.int64)[:, None]
 
 
@@ -97,13 +103,18 @@ GOLDEN = {
     DenseIntBinW.kind: _dense_int_binw,
     DenseBinary.kind: _dense_binary,
     DenseMBBN.kind: _dense_mbbn,
+    DenseShift.kind: _dense_shift,
     MultiThresholdLayer.kind: _multithreshold,
     ArgMax.kind: _argmax,
 }
 
 
-def run_layer(layer: Layer, x: np.ndarray) -> np.ndarray:
-    acc = GOLDEN[layer.kind](layer, x)
+def run_layer(layer: Layer, x: np.ndarray, in_type: TensorType | None = None) -> np.ndarray:
+    """One layer's output codes for a batch of input codes ``x`` of ``in_type`` (needed by
+    the kinds that sum input values, ``dense_shift``; the others read codes)."""
+    if in_type is None and layer.kind == DenseShift.kind:
+        raise ValueError(f"{layer.name}: a dense_shift layer needs its input type")
+    acc = GOLDEN[layer.kind](layer, np.asarray(x, dtype=np.int64), in_type)
     threshold = getattr(layer, "threshold", None)
     return threshold.apply(acc) if threshold is not None else acc
 
@@ -118,8 +129,8 @@ def run_layers(model: Model, x: np.ndarray) -> list[np.ndarray]:
         raise ValueError(f"inputs must lie in [{lo}, {hi}] for type {model.in_type.to_json()}")
     outs = []
     x = x.astype(np.int64)
-    for layer in model.layers:
-        x = run_layer(layer, x)
+    for layer, t in zip(model.layers, model.types()):
+        x = run_layer(layer, x, t)
         outs.append(x)
     return outs
 

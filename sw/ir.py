@@ -10,6 +10,12 @@ differ between implementations are fixed here, once:
   ``u = (q + 2^M - 1) / 2`` in ``0 .. 2^M - 1``. Bit m of ``u`` is the bipolar digit of weight
   2^m, so ``q = sum_m 2^m (2 u_m - 1)``; a bipolar element is the odd element of one bit, and
   is always spelled ``bipolar``. K-bit multi-branch weights are stored the same way.
+* **Power-of-two encoding.** A ``pow2`` element of n bits (seed 004, eq. 22) takes one of
+  the ``2q + 1 = 2^n - 1`` levels ``{0, +-2^-p : p = 0 .. q-1}``, ``q = 2^(n-1) - 1``, scaled
+  by ``2^(q-1)`` to the integers ``{0, +-1, +-2, .., +-2^(q-1)}`` (ternary -1/0/+1 for n = 2).
+  It is stored as its ordinal code ``c`` in ``0 .. 2q``, the number of levels below it: with
+  ``j = c - q`` the value is ``sign(j) 2^(|j| - 1)``, and 0 for ``j = 0``. The code is what a
+  multi-threshold emits; ``TensorType.values`` turns codes into the integers a layer sums.
 * **sign(0) = +1.** Every binarization maps 0 to +1 (QONNX ``BipolarQuant`` does the same).
 * **xnor-popcount.** For bipolar ``x`` and ``w`` of length N, ``P = popcount(xnor(x, w))`` counts
   the positions where they agree, and the bipolar dot product is ``2*P - N``.
@@ -45,7 +51,7 @@ import numpy as np
 __all__ = [
     "TensorType", "Threshold", "MultiThreshold", "Layer", "DenseIntBinW", "DenseBinary",
     "DenseMBBN", "MultiThresholdLayer", "ArgMax", "Model", "LAYER_KINDS", "IRFormatError",
-    "signed_bits", "unsigned_bits", "odd_type",
+    "DenseShift", "signed_bits", "unsigned_bits", "odd_type", "pow2_type",
 ]
 
 IR_VERSION = 1
@@ -71,29 +77,48 @@ def signed_bits(lo: int, hi: int) -> int:
 
 @dataclass(frozen=True)
 class TensorType:
-    """Element type of a vector: ``bipolar`` (1 bit, -1/+1), ``odd`` (M-bit odd states, see
-    the module docs), ``unsigned`` or ``signed`` of ``bits``."""
+    """Element type of a vector: ``bipolar`` (1 bit, -1/+1), ``odd`` (M-bit odd states),
+    ``pow2`` (n-bit power-of-two levels; see the module docs for both), ``unsigned`` or
+    ``signed`` of ``bits``."""
 
     kind: str
     bits: int
 
     def __post_init__(self):
-        if self.kind not in ("bipolar", "odd", "unsigned", "signed"):
-            raise ValueError(f"tensor kind must be bipolar, odd, unsigned or signed, "
+        if self.kind not in ("bipolar", "odd", "pow2", "unsigned", "signed"):
+            raise ValueError(f"tensor kind must be bipolar, odd, pow2, unsigned or signed, "
                              f"not {self.kind!r}")
         if self.bits < 1 or (self.kind == "bipolar" and self.bits != 1) or \
-                (self.kind == "odd" and self.bits < 2):
+                (self.kind == "odd" and self.bits < 2) or \
+                (self.kind == "pow2" and not 2 <= self.bits <= 6):
             raise ValueError(f"bad width {self.bits!r} for a {self.kind} tensor")
 
     @property
     def digits(self) -> int:
-        """Bipolar digits per element (M) of a bipolar or odd type; 0 for integer types."""
+        """Bipolar digits per element (M) of a bipolar or odd type; 0 for other types."""
         return self.bits if self.kind in ("bipolar", "odd") else 0
 
+    @property
+    def is_integer(self) -> bool:
+        """Whether a stored code is its own value (unsigned and signed types)."""
+        return self.kind in ("unsigned", "signed")
+
     def values(self, codes: np.ndarray) -> np.ndarray:
-        """The integer values of stored ``codes`` (odd states for bipolar and odd types)."""
+        """The integer values of stored ``codes``: odd states for bipolar and odd types, the
+        scaled power-of-two levels for pow2, the codes themselves for integer types."""
         codes = np.asarray(codes, dtype=np.int64)
-        return 2 * codes - self.hi if self.digits else codes
+        if self.digits:
+            return 2 * codes - self.hi
+        if self.kind == "pow2":
+            j = codes - self.hi // 2
+            return np.sign(j) * np.left_shift(1, np.maximum(np.abs(j) - 1, 0))
+        return codes
+
+    @property
+    def value_range(self) -> tuple[int, int]:
+        """(smallest, largest) value of the type."""
+        lo, hi = self.values(np.array([self.lo, self.hi]))
+        return int(lo), int(hi)
 
     @classmethod
     def for_range(cls, lo: int, hi: int) -> "TensorType":
@@ -108,8 +133,10 @@ class TensorType:
 
     @property
     def hi(self) -> int:
-        """Largest stored code."""
-        return (1 << (self.bits - 1)) - 1 if self.kind == "signed" else (1 << self.bits) - 1
+        """Largest stored code (``2q`` for pow2, whose top code ``2^n - 1`` is unused)."""
+        if self.kind == "signed":
+            return (1 << (self.bits - 1)) - 1
+        return (1 << self.bits) - 1 - (self.kind == "pow2")
 
     def to_json(self) -> str:
         return "bipolar" if self.kind == "bipolar" else f"{self.kind[0]}{self.bits}"
@@ -118,9 +145,10 @@ class TensorType:
     def from_json(cls, s: str) -> "TensorType":
         if s == "bipolar":
             return cls("bipolar", 1)
-        if len(s) > 1 and s[0] in "uso" and s[1:].isdigit():
+        if len(s) > 1 and s[0] in "usop" and s[1:].isdigit():
             try:
-                return cls({"u": "unsigned", "s": "signed", "o": "odd"}[s[0]], int(s[1:]))
+                return cls({"u": "unsigned", "s": "signed", "o": "odd", "p": "pow2"}[s[0]],
+                           int(s[1:]))
             except ValueError:
                 pass
         raise IRFormatError(f"unknown tensor type {s!r}")
@@ -129,6 +157,11 @@ class TensorType:
 def odd_type(digits: int) -> TensorType:
     """The type of M-digit odd states: ``bipolar`` for one digit, ``odd`` otherwise."""
     return TensorType("bipolar", 1) if digits == 1 else TensorType("odd", digits)
+
+
+def pow2_type(bits: int) -> TensorType:
+    """The type of n-bit power-of-two levels (eq. 22): ``bipolar`` (sign, eq. 4) for one bit."""
+    return TensorType("bipolar", 1) if bits == 1 else TensorType("pow2", bits)
 
 
 @dataclass
@@ -143,6 +176,11 @@ class Threshold:
         self.flip = np.asarray(self.flip, dtype=bool)
         if self.t.shape != self.flip.shape or self.t.ndim != 1:
             raise ValueError("threshold t and flip must be vectors of one length")
+
+    @property
+    def out(self) -> "TensorType":
+        """The type of the emitted bits: bipolar."""
+        return TensorType("bipolar", 1)
 
     def apply(self, acc: np.ndarray) -> np.ndarray:
         return np.where(self.flip, acc <= self.t, acc >= self.t).astype(np.int64)
@@ -210,17 +248,6 @@ class MultiThreshold:
                    np.array([c == "1" for c in d["flip"]]), TensorType.from_json(d["out"]))
 
 
-def _weights_to_json(w: np.ndarray) -> list[str]:
-    # one readable string per output neuron: '+' for weight +1, '-' for weight -1
-    return ["".join("+" if b else "-" for b in row) for row in w]
-
-
-def _weights_from_json(rows: list[str]) -> np.ndarray:
-    if any(set(r) - set("+-") for r in rows):
-        raise IRFormatError("binary weight rows may hold only '+' and '-'")
-    return np.array([[c == "+" for c in r] for r in rows], dtype=np.uint8)
-
-
 LAYER_KINDS: dict[str, type["Layer"]] = {}
 
 
@@ -259,15 +286,17 @@ class Layer:
 
 
 @dataclass
-class _Dense(Layer):
-    weights: np.ndarray = field(default=None)          # uint8 (n_out, n_in), 1 means +1
-    threshold: Threshold | None = None                  # None: emit the accumulator itself
+class _MatrixLayer(Layer):
+    """A dense layer: a weight matrix (n_out, n_in) and an optional :class:`Threshold` or
+    :class:`MultiThreshold` (None: the layer emits its accumulator)."""
 
-    def __post_init__(self):
-        self.weights = np.asarray(self.weights, dtype=np.uint8)
-        if self.weights.ndim != 2 or not np.isin(self.weights, (0, 1)).all():
-            raise ValueError(f"{self.name}: binary weights must be a 0/1 matrix")
-        if self.threshold is not None and self.threshold.t.shape != (self.n_out,):
+    weights: np.ndarray = field(default=None)
+    threshold: Threshold | MultiThreshold | None = None
+    _threshold_cls = MultiThreshold
+    _json_keys = ()          # integer members beyond weights and threshold, for from_json
+
+    def _check_threshold(self) -> None:
+        if self.threshold is not None and self.threshold.t.shape[0] != self.n_out:
             raise ValueError(f"{self.name}: {self.threshold.t.shape[0]} thresholds for "
                              f"{self.n_out} outputs")
 
@@ -280,21 +309,53 @@ class _Dense(Layer):
         return self.weights.shape[0]
 
     def out_type(self, in_type: TensorType) -> TensorType:
-        if self.threshold is not None:
-            return TensorType("bipolar", 1)
-        return self.acc_type(in_type)
+        return self.acc_type(in_type) if self.threshold is None else self.threshold.out
 
     def to_json(self) -> dict:
         d = {"kind": self.kind, "name": self.name, "n_in": self.n_in, "n_out": self.n_out,
-             "weights": _weights_to_json(self.weights)}
+             **{k: getattr(self, k) for k in self._json_keys},
+             "weights": self._weights_to_json()}
         if self.threshold is not None:
             d["threshold"] = self.threshold.to_json()
         return d
 
+    def _weights_to_json(self):
+        return self.weights.tolist()
+
     @classmethod
-    def from_json(cls, d: dict) -> "_Dense":
-        th = Threshold.from_json(d["threshold"]) if "threshold" in d else None
-        return cls(name=d["name"], weights=_weights_from_json(d["weights"]), threshold=th)
+    def _weights_from_json(cls, rows) -> np.ndarray:
+        return np.array(rows, dtype=np.int64)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "_MatrixLayer":
+        th = cls._threshold_cls.from_json(d["threshold"]) if "threshold" in d else None
+        return cls(name=d["name"], weights=cls._weights_from_json(d["weights"]), threshold=th,
+                   **{k: int(d[k]) for k in cls._json_keys})
+
+
+@dataclass
+class _Dense(_MatrixLayer):
+    """Binary weights (uint8, 1 means +1) and an optional one-level :class:`Threshold`."""
+
+    _threshold_cls = Threshold
+
+    def __post_init__(self):
+        self.weights = np.asarray(self.weights, dtype=np.uint8)
+        if self.weights.ndim != 2 or not np.isin(self.weights, (0, 1)).all():
+            raise ValueError(f"{self.name}: binary weights must be a 0/1 matrix")
+        if self.threshold is not None and self.threshold.t.ndim != 1:
+            raise ValueError(f"{self.name}: a binary layer takes a one-level threshold")
+        self._check_threshold()
+
+    def _weights_to_json(self):
+        # one readable string per output neuron: '+' for weight +1, '-' for weight -1
+        return ["".join("+" if b else "-" for b in row) for row in self.weights]
+
+    @classmethod
+    def _weights_from_json(cls, rows) -> np.ndarray:
+        if any(set(r) - set("+-") for r in rows):
+            raise IRFormatError("binary weight rows may hold only '+' and '-'")
+        return np.array([[c == "+" for c in r] for r in rows], dtype=np.uint8)
 
 
 @register_kind
@@ -309,7 +370,7 @@ class DenseIntBinW(_Dense):
     kind = "dense_int_binw"
 
     def acc_range(self, in_type: TensorType) -> tuple[int, int]:
-        if in_type.digits:
+        if not in_type.is_integer:
             raise ValueError(f"{self.name}: dense_int_binw takes integer inputs, "
                              f"not {in_type.kind}")
         plus = self.weights.astype(np.int64).sum(axis=1)
@@ -334,7 +395,7 @@ class DenseBinary(_Dense):
 
 @register_kind
 @dataclass
-class DenseMBBN(Layer):
+class DenseMBBN(_MatrixLayer):
     """Multi-branch binary dense layer (seed 003): M-bit odd inputs, K-bit odd weights.
 
     With input digits ``c_m`` and weight digits ``d_k`` (bit m of the codes, module docs), the
@@ -359,10 +420,9 @@ class DenseMBBN(Layer):
     """
 
     kind = "dense_mbbn"
-    weights: np.ndarray = field(default=None)
     m_bits: int = 1
     k_bits: int = 1
-    threshold: MultiThreshold | None = None
+    _json_keys = ("m_bits", "k_bits")
 
     def __post_init__(self):
         self.weights = np.asarray(self.weights, dtype=np.uint8)
@@ -371,17 +431,7 @@ class DenseMBBN(Layer):
                 raise ValueError(f"{self.name}: {what} must lie in 1..8, not {bits!r}")
         if self.weights.ndim != 2 or self.weights.max(initial=0) >= 1 << self.k_bits:
             raise ValueError(f"{self.name}: weights must be a matrix of {self.k_bits}-bit codes")
-        if self.threshold is not None and self.threshold.t.shape[0] != self.n_out:
-            raise ValueError(f"{self.name}: {self.threshold.t.shape[0]} threshold rows for "
-                             f"{self.n_out} outputs")
-
-    @property
-    def n_in(self) -> int:
-        return self.weights.shape[1]
-
-    @property
-    def n_out(self) -> int:
-        return self.weights.shape[0]
+        self._check_threshold()
 
     def weight_values(self) -> np.ndarray:
         """(n_out, n_in) int64 weight states ``2 u - (2^K - 1)``."""
@@ -397,21 +447,52 @@ class DenseMBBN(Layer):
         mid = self.n_in * lm * lk
         return int((mid - reach.max()) // 2), int((mid + reach.max()) // 2)
 
-    def out_type(self, in_type: TensorType) -> TensorType:
-        return self.acc_type(in_type) if self.threshold is None else self.threshold.out
 
-    def to_json(self) -> dict:
-        d = {"kind": self.kind, "name": self.name, "n_in": self.n_in, "n_out": self.n_out,
-             "m_bits": self.m_bits, "k_bits": self.k_bits, "weights": self.weights.tolist()}
-        if self.threshold is not None:
-            d["threshold"] = self.threshold.to_json()
-        return d
+def is_pow2_weight(w: np.ndarray) -> np.ndarray:
+    """Elementwise: is each integer 0 or +-2^e?"""
+    a = np.abs(np.asarray(w, dtype=np.int64))
+    return (a & (a - 1)) == 0
 
-    @classmethod
-    def from_json(cls, d: dict) -> "DenseMBBN":
-        th = MultiThreshold.from_json(d["threshold"]) if "threshold" in d else None
-        return cls(name=d["name"], weights=np.array(d["weights"], dtype=np.int64),
-                   m_bits=int(d["m_bits"]), k_bits=int(d["k_bits"]), threshold=th)
+
+@register_kind
+@dataclass
+class DenseShift(_MatrixLayer):
+    """Shift-accumulate dense layer (seed 004): power-of-two weights on integer-valued inputs.
+
+    Every weight is 0 or ``+-2^e`` (the scaled levels of eq. 21-22, ternary when all ``e`` are
+    0), and the accumulator is the exact integer sum of the products with the input *values*
+    (``TensorType.values``: pow2 levels, bipolar or odd states, or plain integers)::
+
+        acc_j = sum_i w_ji * value(x_i)
+
+    Each product is the input shifted by ``e`` and added or subtracted, or skipped where the
+    weight is 0; two powers of two multiply into one shift. An optional
+    :class:`MultiThreshold` turns the accumulator into the next layer's codes.
+
+    Members
+    -------
+    weights : numpy.ndarray
+        int64 (n_out, n_in), each 0 or +-2^e with e in 0..15.
+    threshold : MultiThreshold or None
+        None: emit the accumulator.
+    """
+
+    kind = "dense_shift"
+
+    def __post_init__(self):
+        self.weights = np.asarray(self.weights, dtype=np.int64)
+        if self.weights.ndim != 2 or not is_pow2_weight(self.weights).all() or \
+                np.abs(self.weights).max(initial=0) > 1 << 15:
+            raise ValueError(f"{self.name}: shift weights must be a matrix of 0 and +-2^e, "
+                             "e in 0..15")
+        self._check_threshold()
+
+    def acc_range(self, in_type: TensorType) -> tuple[int, int]:
+        vlo, vhi = in_type.value_range
+        w = self.weights
+        hi = np.maximum(w * vlo, w * vhi).sum(axis=1)
+        lo = np.minimum(w * vlo, w * vhi).sum(axis=1)
+        return int(lo.min(initial=0)), int(hi.max(initial=0))
 
 
 @register_kind
@@ -435,7 +516,7 @@ class MultiThresholdLayer(Layer):
         return self.n_in
 
     def acc_range(self, in_type: TensorType) -> tuple[int, int]:
-        if in_type.digits:
+        if not in_type.is_integer:
             raise ValueError(f"{self.name}: multithreshold takes integer inputs, "
                              f"not {in_type.kind}")
         return in_type.lo, in_type.hi

@@ -117,7 +117,8 @@ def test_unsupported_op_names_the_node():
 
 def test_non_binary_weights_are_refused_naming_the_node():
     q, inits = _quant_in()
-    inits["w"] = np.array([[1.0, 0.5], [-1.0, 1.0]], np.float32)
+    # 0.3 and 1 are no common step times odd integers nor times powers of two
+    inits["w"] = np.array([[1.0, 0.3], [-1.0, 1.0]], np.float32)
     nodes = [q, helper.make_node("MatMul", ["xq", "w"], ["mm"], name="fc_real")]
     with pytest.raises(CompileError, match="node fc_real: weight w is not binary"):
         compile_onnx(_model(nodes, inits, 2, 2))
