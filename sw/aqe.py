@@ -39,7 +39,7 @@ from .layers import ClippedWeights
 
 __all__ = [
     "OutputFunction", "sign", "ternary", "power_of_two", "STE", "AQE", "AlphaSchedule",
-    "Quantizer", "QuantLinear", "MINWMLP", "output_function", "set_alpha", "inference_op",
+    "Quantizer", "QuantLinear", "QuantConv2d", "MINWMLP", "output_function", "set_alpha", "inference_op",
     "FLOAT_BITS",
 ]
 
@@ -278,6 +278,22 @@ class QuantLinear(ClippedWeights, nn.Linear):
 
     def forward(self, x):
         return nn.functional.linear(x, self.quantized_weight())
+
+
+class QuantConv2d(ClippedWeights, nn.Conv2d):
+    """2-D convolution with quantized weights, like :class:`QuantLinear` (no bias)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *,
+                 weight_h: OutputFunction, estimator: STE | AQE, padding: int = 0):
+        super().__init__(in_channels, out_channels, kernel_size, padding=padding, bias=False)
+        nn.init.uniform_(self.weight, -1.0, 1.0)
+        self.weight_quantizer = Quantizer(weight_h, estimator)
+
+    def quantized_weight(self) -> torch.Tensor:
+        return self.weight_quantizer(self.weight)
+
+    def forward(self, x):
+        return self._conv_forward(x, self.quantized_weight(), None)
 
 
 def output_function(bits: int) -> OutputFunction:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -13,8 +15,13 @@ __all__ = ["train", "predict", "accuracy"]
 
 
 def train(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int = 60,
-          batch_size: int = 64, lr: float = 1e-2, seed: int = 0, progress: bool = True) -> nn.Module:
+          batch_size: int = 64, lr: float = 1e-2, seed: int = 0, progress: bool = True,
+          on_step: Callable[[int], None] | None = None,
+          on_epoch: Callable[[int], None] | None = None) -> nn.Module:
     """Adam on cross-entropy with weights clipped to [-1, 1] after every step; cosine LR decay.
+
+    ``on_step(t)`` runs before optimizer step t (0, 1, ...), e.g. to set AQE's alpha from a
+    schedule; ``on_epoch(e)`` after epoch e (1 .. epochs), the model still in training mode.
 
     Runs on one CPU thread: these networks are small, and more threads only contend (measured
     on 2 busy cores: 63 s with two threads, 6 s with one, for the demo's 60 epochs).
@@ -23,12 +30,12 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int = 60,
     torch.set_num_threads(1)
     try:
         return _train(model, x, y, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                      progress=progress)
+                      progress=progress, on_step=on_step, on_epoch=on_epoch)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(model, x, y, *, epochs, batch_size, lr, seed, progress):
+def _train(model, x, y, *, epochs, batch_size, lr, seed, progress, on_step, on_epoch):
     torch.manual_seed(seed)
     xt = torch.as_tensor(x, dtype=torch.float32)
     yt = torch.as_tensor(y, dtype=torch.long)
@@ -39,11 +46,15 @@ def _train(model, x, y, *, epochs, batch_size, lr, seed, progress):
     gen = torch.Generator().manual_seed(seed)
     bar = tqdm(range(epochs), desc="train", unit="epoch", disable=not progress)
     model.train()
-    for _ in bar:
+    step = 0
+    for epoch in bar:
         perm = torch.randperm(len(xt), generator=gen)
         total = 0.0
         for i in range(0, len(xt), batch_size):
             idx = perm[i:i + batch_size]
+            if on_step is not None:
+                on_step(step)
+            step += 1
             loss = loss_fn(model(xt[idx]), yt[idx])
             opt.zero_grad()
             loss.backward()
@@ -52,6 +63,8 @@ def _train(model, x, y, *, epochs, batch_size, lr, seed, progress):
             clip_weights(model)
             total += loss.item() * len(idx)
         bar.set_postfix(loss=f"{total / len(xt):.3f}")
+        if on_epoch is not None:
+            on_epoch(epoch + 1)
     model.eval()
     return model
 
