@@ -3,7 +3,8 @@
 Three tasks, each trained from scratch with either estimator and otherwise the same everything
 (network, initialization seed, data order, Adam, learning rate, cosine decay, epochs):
 
-* ``digits-mlp``: :class:`hwgen.sw.aqe.MINWMLP` 64-128-128-10 on scikit-learn's 8x8 digits;
+* ``digits-mlp``: :class:`hwgen.sw.aqe.MINWMLP` 64-128-128-10 (``--hidden``) on scikit-learn's
+  8x8 digits;
 * ``mnist1d-mlp``: the same MLP shape (40 inputs) on MNIST-1D;
 * ``digits-convnet``: the seed's ConvNet shape (Courbariaux et al.'s: pairs of 3x3 quantized
   convolutions, max pooling, batch norm and the activation quantizer, then fully connected
@@ -24,7 +25,7 @@ BNN (1 bit) and TNN (ternary, 2 bits): weights and activations of the second hid
 three epochs (:mod:`hwgen.sw.histograms`).
 
 Usage: ``python benchmarks/aqe_vs_ste.py [--seeds 5] [--tasks digits-mlp,mnist1d-mlp,digits-convnet]
-[--epochs N] [--lr 0.01] [--alpha-frac 0.8] [--noise] [--jobs 2] [--histograms DIR]``.
+[--epochs N] [--lr 0.01] [--hidden 128,128] [--alpha-frac 0.8] [--noise] [--jobs 2] [--histograms DIR]``.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from hwgen.sw.train import accuracy, train
 
 TASKS = ("digits-mlp", "mnist1d-mlp", "digits-convnet")
 EPOCHS = {"digits-mlp": 60, "mnist1d-mlp": 30, "digits-convnet": 40}
-HIDDEN = (128, 128)
+HIDDEN = (128, 128)    # the MLPs' hidden widths (--hidden)
 
 
 class ConvNet(nn.Module):
@@ -87,11 +88,11 @@ def _data(task: str, seed: int):
     return mnist1d(seed=seed) if task.startswith("mnist1d") else digits(seed=seed)
 
 
-def _model(task: str, split, estimator, bits: int = 1):
+def _model(task: str, split, estimator, bits: int, hidden):
     in_max = (1 << split.in_bits) - 1
     if task.endswith("convnet"):
         return ConvNet(bits=bits, estimator=estimator, in_max=in_max)
-    return MINWMLP(split.x_train.shape[1], HIDDEN, split.n_classes, in_max=in_max,
+    return MINWMLP(split.x_train.shape[1], hidden, split.n_classes, in_max=in_max,
                    act_bits=bits, weight_bits=bits, estimator=estimator)
 
 
@@ -99,7 +100,7 @@ def _fit(task, split, estimator_name, seed, cfg, bits=1, on_epoch=None, model_ou
     estimator = STE() if estimator_name == "STE" else AQE(0.5, noise=cfg["noise"],
                                                             generator=torch.Generator().manual_seed(seed))
     torch.manual_seed(seed)
-    model = _model(task, split, estimator, bits)
+    model = _model(task, split, estimator, bits, cfg["hidden"])
     if model_out is not None:
         model_out.append(model)
     epochs = cfg["epochs"][task]
@@ -155,6 +156,8 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=None, help="epochs for every task "
                     f"(default per task: {EPOCHS})")
     ap.add_argument("--lr", type=float, default=1e-2, help="Adam's initial learning rate")
+    ap.add_argument("--hidden", default=",".join(map(str, HIDDEN)),
+                    help="hidden widths of the MLP tasks (default %(default)s)")
     ap.add_argument("--alpha-frac", type=float, default=0.8,
                     help="fraction of the steps over which AQE's alpha rises from 1/2 to 1")
     ap.add_argument("--noise", action="store_true", help="AQE with eq. 7's uniform noise")
@@ -166,6 +169,7 @@ def main(argv=None) -> int:
     if bad or args.seeds < 1 or not 0 < args.alpha_frac <= 1:
         ap.error(f"unknown task {bad[0]!r}" if bad else "need --seeds >= 1 and 0 < --alpha-frac <= 1")
     cfg = {"epochs": {t: args.epochs or EPOCHS[t] for t in TASKS}, "lr": args.lr,
+           "hidden": tuple(int(h) for h in args.hidden.split(",")),
            "alpha_frac": args.alpha_frac, "noise": args.noise}
 
     start = time.perf_counter()
@@ -175,7 +179,8 @@ def main(argv=None) -> int:
         results = {job: f.result() for job, f in futures.items()}
 
     print()
-    print(f"W1A1, test accuracy %, mean ± std over seeds 0..{args.seeds - 1}; lr {args.lr}, "
+    print(f"W1A1, test accuracy %, mean ± std over seeds 0..{args.seeds - 1}; MLP hidden "
+          f"{cfg['hidden']}; lr {args.lr}, "
           f"AQE alpha 1/2 -> 1 over {args.alpha_frac:.0%} of the steps"
           f"{', with noise (eq. 7)' if args.noise else ''}")
     print(f"{'task':<16}{'epochs':>7}{'STE':>18}{'AQE':>18}{'AQE - STE (paired)':>22}  target AQE >= STE")

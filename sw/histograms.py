@@ -90,7 +90,8 @@ def save_histograms(recorder: HistogramRecorder, path, *, title: str, bins: int 
     out = []
     for what, data in (("weights", recorder.weights), ("activations", recorder.activations)):
         epochs = sorted(data)
-        fig, axes = plt.subplots(1, len(epochs), figsize=(4 * len(epochs), 3), squeeze=False)
+        fig, axes = plt.subplots(1, len(epochs), figsize=(4 * len(epochs), 3), squeeze=False,
+                                 sharey=True)
         lo = min(float(d.min()) for d in data.values())
         hi = max(float(d.max()) for d in data.values())
         for ax, epoch in zip(axes[0], epochs):
