@@ -23,6 +23,8 @@ form a thermometer code, and the output code (their count) is decoded from it.
 
 Multi-branch layers (:class:`MBBNEngine`) spread their M * K branches over ``branch_folds``
 cycles; see there for how the branch shifts stay wiring plus one small shifter per neuron.
+Shift-accumulate layers (:class:`ShiftAccumulateEngine`) multiply by power-of-two weights
+with wiring (constant weights) or a small shifter per term (folded weights), never a ``*``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from hwgen.sw import ir
 __all__ = [
     "WEIGHT_MODES", "element_shape", "vector_layout", "FoldStep", "FoldedEngine",
     "DenseIntBinWEngine", "XnorPopcountEngine", "MBBNEngine", "MultiThresholdEngine",
-    "ArgMaxEngine", "branch_split", "ENGINES",
+    "ArgMaxEngine", "ShiftAccumulateEngine", "branch_split", "shift_digits", "ENGINES",
 ]
 
 WEIGHT_MODES = ("logic", "bram")
@@ -242,8 +244,11 @@ class FoldedEngine(wiring.Component):
         with m.If(s1_done):
             m.d.sync += x_full.eq(0)
 
+        # with one synapse fold the chunk is the whole register: no index scaled by the chunk
+        # width (which the Verilog backend would emit as a multiplication by a constant)
+        x_all = x_reg.as_value()
         x_chunk = data.ArrayLayout(element_shape(self.in_type), self.simd)(
-            x_reg.as_value().word_select(s1_sf, self.simd * elem_bits))
+            x_all if sfs == 1 else x_all.word_select(s1_sf, self.simd * elem_bits))
         outputs = Cat(*self.datapath(m, FoldStep(addr=addr, running=running, valid=s1_valid,
                                                  first=s1_first, sf=s1_sf, nf=s1_nf, x=x_chunk,
                                                  bf=s1_bf)))
@@ -593,6 +598,290 @@ class MBBNEngine(_DenseEngine):
         return total if shift is None else total << shift
 
 
+def shift_digits(t: ir.TensorType) -> tuple[int, int, int]:
+    """How :class:`ShiftAccumulateEngine` sums inputs of type ``t``: ``(alpha, beta, zmax)``.
+
+    Every input value is ``alpha * z + beta`` for an unsigned digit ``z`` in ``0 .. zmax``
+    decoded from the code, and its negation is ``alpha * (zmax - z) + gamma`` with
+    ``gamma = -alpha * zmax - beta``:
+
+    * bipolar and odd M: ``z`` is the offset code ``u`` itself, ``alpha = 2``,
+      ``beta = -(2^M - 1)``; ``zmax - z`` is ``~u``.
+    * unsigned: ``z`` is the code, ``alpha = 1``, ``beta = 0``; ``zmax - z`` is ``~x``.
+    * signed B: ``z`` is the code with its top bit flipped (offset binary),
+      ``beta = -2^(B-1)``; ``zmax - z`` is ``~z``.
+    * pow2 n: ``z = value + 2^(q-1)`` in ``0 .. 2^q`` (a small table per element, as is
+      ``2^(q-1) - value``), ``alpha = 1``, ``beta = -2^(q-1)``, ``q = 2^(n-1) - 1``.
+    """
+    if t.digits:
+        return 2, -t.hi, t.hi
+    if t.kind == "pow2":
+        q = t.hi // 2
+        return 1, -(1 << (q - 1)), 1 << q
+    if t.kind == "signed":
+        return 1, t.lo, (1 << t.bits) - 1
+    return 1, 0, t.hi
+
+
+@dataclass
+class _Term:
+    """An unsigned summand worth ``value << shift``; ``bound`` is its largest true value (not
+    shifted down) at each fold step of its neuron lane."""
+
+    value: Value
+    shift: int
+    bound: np.ndarray
+
+
+def _add_terms(a: _Term, b: _Term) -> _Term:
+    """``a + b`` as wide as the larger sum of their bounds; the bits of the less shifted term
+    below the other's shift are wiring, as is all of it when the two do not overlap."""
+    if a.shift > b.shift:
+        a, b = b, a
+    d = b.shift - a.shift
+    bound = a.bound + b.bound
+    width = ir.unsigned_bits(int(bound.max()) >> a.shift)
+    if len(a.value) <= d:
+        pad = [Const(0, d - len(a.value))] if d > len(a.value) else []
+        value = Cat(a.value, *pad, b.value)
+    else:
+        value = Cat(a.value[:d], a.value[d:] + b.value)
+    return _Term(value[:width], a.shift, bound)
+
+
+def _sum_terms(terms: list[_Term]) -> Value:
+    """The sum of unsigned ``terms`` by a balanced tree of two-input adders, partial sums as
+    wide as their exact bounds, terms of like size paired first."""
+    if not terms:
+        return Const(0, 1)
+    while len(terms) > 1:
+        terms = sorted(terms, key=lambda t: (int(t.bound.max()), t.shift))
+        paired = [_add_terms(terms[i], terms[i + 1]) for i in range(0, len(terms) - 1, 2)]
+        terms = paired + terms[len(paired) * 2:]
+    t = terms[0]
+    return Cat(Const(0, t.shift), t.value) if t.shift else t.value
+
+
+class ShiftAccumulateEngine(_DenseEngine):
+    """Shift-accumulate dense layer (:class:`hwgen.sw.ir.DenseShift`): power-of-two weights
+    ``0`` / ``+-2^e`` on inputs of any integer-valued type, without a multiplier.
+
+    **Offset digits.** Each input element is decoded once (shared by all ``pe`` neurons) into
+    an unsigned digit ``z`` with ``value = alpha z + beta`` and, for the negative weights,
+    the digit ``zmax - z`` of its negation (:func:`shift_digits`): wiring and inverters for
+    bipolar, odd, unsigned and signed codes, a small table of the n code bits for pow2. A
+    neuron then sums ``S = sum_i 2^e_i z_i`` over its nonzero weights (``z_i`` the digit of
+    ``x_i`` or of ``-x_i`` by the weight's sign): every term is unsigned, so no sign
+    extension is added up, and ``acc = alpha S + C`` with a constant ``C`` per neuron. ``S`` is
+    accumulated exactly, as wide as its largest value over the lane's neurons (no
+    saturation); a multi-threshold is moved to ``S`` at elaboration
+    (``S >= ceil((t - C) / alpha)``, ``S <= floor((t - C) / alpha)`` on flipped rows), so
+    thresholded outputs need no adder for ``C``; the raw accumulator is ``alpha S + C``, with
+    ``C`` from a ROM of one word per neuron fold (a constant with one neuron fold).
+
+    **Constant weights** (one fold step: ``pe = n_out`` and ``simd = n_in``): a term is its
+    digit wired ``e`` places up, zero weights make no logic at all, and the adder tree's
+    partial sums of terms that do not overlap are plain concatenations. The digits of the
+    positive weights' inputs and of the negative weights' inputs are summed apart, into P and
+    N, and ``S = P + ~N``: ``~N`` over N's n bits is ``N_max - N`` (what the negated digits
+    would sum to) plus the constant ``2^n - 1 - N_max``, taken off the neuron's ``C``; so one
+    inversion per neuron replaces one per negative term, and pow2 inputs need no table for
+    ``-x``.
+
+    **Folded weights**: the ROM holds, per neuron and input, a nonzero bit, a sign bit and the
+    exponent above the smallest exponent of that position over all fold steps (bits enough
+    for the largest such difference in the layer). A term is the digit picked by the sign bit,
+    gated by the nonzero bit and shifted by a small multiplexer; a position whose weights never
+    change sign, are never zero, or keep one exponent over the fold steps gets no multiplexer,
+    gate or shifter for it, and a position always zero gets nothing.
+
+    Partial sums of the adder tree are as wide as the largest value they take at any fold step
+    with the actual weights. There is no ``*`` anywhere: products are shifts.
+
+    Parameters
+    ----------
+    layer : DenseShift
+    in_type : TensorType
+        pow2, bipolar, odd, unsigned or signed input elements.
+    pe : int
+        Neurons in parallel; divides ``layer.n_out``.
+    simd : int
+        Inputs per cycle; divides ``layer.n_in``.
+    weights : ``"logic"`` or ``"bram"``
+        Weight, threshold and offset ROMs in LUTs or in block RAM.
+
+    Members
+    -------
+    i_stream : ``In(stream.Signature(ArrayLayout(in_shape, n_in)))``
+    o_stream : ``Out(stream.Signature(ArrayLayout(out_shape, n_out)))``
+        The multi-threshold's code type with a threshold, the accumulator type without.
+
+    Latency is ``F + 4`` cycles and throughput one vector per ``F + 3`` cycles,
+    ``F = (n_out / pe) * (n_in / simd)`` (see :class:`FoldedEngine`).
+    """
+
+    def __init__(self, layer: ir.DenseShift, *, in_type: ir.TensorType, pe: int = 1,
+                 simd: int = 1, weights: str = "logic"):
+        super().__init__(layer, in_type=in_type, pe=pe, simd=simd, weights=weights)
+        self.alpha, self.beta, self.zmax = shift_digits(in_type)
+        gamma = -self.alpha * self.zmax - self.beta
+        w = layer.weights
+        self.exponents = np.where(w != 0, np.log2(np.maximum(np.abs(w), 1)).round(), 0) \
+            .astype(np.int64)
+        scale = np.where(w != 0, np.left_shift(1, self.exponents), 0)
+        # per neuron: the accumulated S lies in 0 .. s_max and acc = alpha S + offset
+        self.s_max = (scale * self.zmax).sum(axis=1)
+        self.offsets = (scale * np.where(w < 0, gamma, self.beta)).sum(axis=1)
+        if self.fold_steps == 1:
+            # constant weights: S = P + ~N over the positive and the negative weights' digits,
+            # N of n_bits bits, which is S + 2^n_bits - 1 - N_max (see datapath)
+            n_max = (np.where(w < 0, scale, 0) * self.zmax).sum(axis=1)
+            bias = np.array([(1 << ir.unsigned_bits(n)) - 1 - n if n else 0 for n in n_max],
+                            dtype=np.int64)
+            self.s_max = self.s_max + bias
+            self.offsets = self.offsets - self.alpha * bias
+
+    def _fold(self, a: np.ndarray) -> np.ndarray:
+        """(n_out, n_in) -> (pe, simd, fold_steps): lane p, position s, step nf * sfs + sf."""
+        a = a.reshape(self.neuron_folds, self.pe, self.synapse_folds, self.simd)
+        return a.transpose(1, 3, 0, 2).reshape(self.pe, self.simd, self.fold_steps)
+
+    def digits(self, m: Module, x: data.View) -> tuple[list[Value], list[Value]]:
+        """Per input element of the chunk, the digits of ``x`` and of ``-x`` (those of ``-x``
+        only with folded weights, where a term picks one of the two by its sign bit)."""
+        t, zmax = self.in_type, self.zmax
+        zb = ir.unsigned_bits(zmax)
+        pos, neg = [], []
+        for s in range(self.simd):
+            code = x[s].as_unsigned()
+            zp = Signal(zb, name=f"z{s}")
+            if t.kind == "pow2":
+                zn = Signal(zb, name=f"zn{s}") if self.fold_steps > 1 else None
+                with m.Switch(code):
+                    for c in range(1 << t.bits):
+                        # the unused top code reads as 0
+                        v = int(t.values(c)) if c <= t.hi else 0
+                        with m.Case(c):
+                            m.d.comb += zp.eq(v - self.beta)
+                            if zn is not None:
+                                m.d.comb += zn.eq(zmax - v + self.beta)
+            else:
+                flip = 1 << (t.bits - 1) if t.kind == "signed" else 0
+                m.d.comb += zp.eq(code ^ flip)
+                zn = ~zp
+            pos.append(zp)
+            neg.append(zn)
+        return pos, neg
+
+    def _constant_partial(self, m: Module, pos, p: int) -> Value:
+        """Neuron p's S with constant weights: ``P + ~N``, P and N the sums of the digits of
+        its positive and its negative weights' inputs, each wired ``e`` places up; the
+        inversion of N's n bits stands for ``N_max - N`` plus the constant ``2^n - 1 - N_max``
+        (taken off the neuron's offset), so no term is inverted on its own."""
+        sums = []
+        for sign in (1, -1):
+            terms = [_Term(pos[s], int(self.exponents[p, s]),
+                           np.array([self.zmax << int(self.exponents[p, s])], dtype=np.int64))
+                     for s, w in enumerate(self.layer.weights[p]) if np.sign(w) == sign]
+            sums.append((_sum_terms(terms), sum(int(t.bound[0]) for t in terms)))
+        (pos_sum, pos_max), (neg_sum, neg_max) = sums
+        if not neg_max:
+            return pos_sum
+        neg = Signal(ir.unsigned_bits(neg_max), name=f"neg{p}")
+        m.d.comb += neg.eq(neg_sum)
+        return ~neg if not pos_max else pos_sum + ~neg
+
+    def _rom_fields(self) -> tuple[np.ndarray, ...]:
+        """(pe, simd, fold_steps) weights and exponents, nonzero flags, and each exponent above
+        the smallest one of its (lane, position) over the fold steps; (pe, simd) smallest."""
+        w, e = self._fold(self.layer.weights), self._fold(self.exponents)
+        nz = w != 0
+        e_min = np.where(nz, e, 1 << 20).min(axis=2, initial=1 << 20)
+        e_rel = np.where(nz, e - e_min[..., None], 0)
+        return w, e, nz, e_rel, e_min
+
+    def weight_rom(self, m: Module, step: FoldStep) -> tuple[Value, int]:
+        """The weight word of the step in stage 1, and the bits of each weight's field in it:
+        nonzero, negative, then the exponent above its position's smallest."""
+        w, _, nz, e_rel, _ = self._rom_fields()
+        fw = 2 + int(e_rel.max(initial=0)).bit_length()
+        fields = nz.astype(np.int64) | (w < 0).astype(np.int64) << 1 | e_rel << 2
+        # word of step k: field of (p, s) at bits (p * simd + s) * fw
+        per_step = fields.reshape(self.pe * self.simd, self.fold_steps).T
+        words = [_pack(row.tolist(), fw) for row in per_step]
+        return _rom(m, "weights", words, len(per_step[0]) * fw, step.addr, self.weights), fw
+
+    def _rom_terms(self, pos, neg, word: Value, fw: int, p: int, fields) -> list[_Term]:
+        """Lane p's terms from its part of the weight word (``fields``: :meth:`_rom_fields`)."""
+        w, e, nz, e_rel, e_min = fields
+        terms = []
+        for s in range(self.simd):
+            nzs, ws = nz[p, s], w[p, s]
+            if not nzs.any():
+                continue
+            base = s * fw
+            if (ws[nzs] > 0).all():
+                z = pos[s]
+            elif (ws[nzs] < 0).all():
+                z = neg[s]
+            else:
+                z = Mux(word[base + 1], neg[s], pos[s])
+            if not nzs.all():
+                z = z & word[base].replicate(len(z))
+            rel = int(e_rel[p, s].max())
+            if rel:
+                width = ir.unsigned_bits(self.zmax << rel)
+                z = (z << word[base + 2:base + 2 + rel.bit_length()])[:width]
+            bound = np.where(nzs, self.zmax << e[p, s], 0)
+            terms.append(_Term(z, int(e_min[p, s]), bound))
+        return terms
+
+    def datapath(self, m: Module, step: FoldStep) -> list[Value]:
+        pe, simd = self.pe, self.simd
+        pos, neg = self.digits(m, step.x)
+        if self.fold_steps == 1:
+            parts = [self._constant_partial(m, pos, p) for p in range(pe)]
+        else:
+            word, fw = self.weight_rom(m, step)
+            fields = self._rom_fields()
+            parts = [_sum_terms(self._rom_terms(pos, neg, word[p * simd * fw:(p + 1) * simd * fw],
+                                                fw, p, fields))
+                     for p in range(pe)]
+        lane_max = self.s_max.reshape(self.neuron_folds, pe).max(axis=0)
+        accs = [Signal(ir.unsigned_bits(int(lane_max[p])), name=f"acc{p}") for p in range(pe)]
+        for acc, part in zip(accs, parts):
+            with m.If(step.valid):
+                m.d.sync += acc.eq(Mux(step.first, 0, acc) + part)
+        s_hi = int(self.s_max.max(initial=0))
+        threshold = self.layer.threshold
+        if threshold is not None:
+            # acc >= t  <=>  S >= ceil((t - C) / alpha);  acc <= t  <=>  S <= floor(...)
+            th = threshold.clamp(self.acc_lo, self.acc_hi)
+            t = th.t - self.offsets[:, None]
+            t = np.where(th.flip[:, None], t // self.alpha, -(-t // self.alpha))
+            moved = ir.MultiThreshold(t, th.flip, th.out)
+            t_word, t_type, levels = _threshold_rom(m, moved, 0, s_hi, pe, step.nf,
+                                                    self.weights)
+            return _thresholded(accs, t_word, t_type, levels)
+        # the raw accumulator alpha S + C, C read with the last step's nf like a threshold
+        shift = self.alpha.bit_length() - 1
+        shape = element_shape(self.acc_type)
+        ab = Shape.cast(shape).width
+        if self.offsets.any():
+            words = [_pack(self.offsets[g * pe:(g + 1) * pe].tolist(), ab)
+                     for g in range(self.neuron_folds)]
+            c_word = _rom(m, "offsets", words, pe * ab, step.nf, self.weights)
+        outs = []
+        for p, acc in enumerate(accs):
+            out = Signal(shape, name=f"out{p}")
+            value = acc << shift
+            if self.offsets.any():
+                value = value + c_word[p * ab:(p + 1) * ab].as_signed()
+            m.d.comb += out.eq(value)
+            outs.append(out)
+        return outs
+
+
 class MultiThresholdEngine(FoldedEngine):
     """Element-wise multi-threshold (:class:`hwgen.sw.ir.MultiThresholdLayer`): element i of
     the output is ``#{l : x_i >= t_il}`` (``x_i <= t_il`` on flipped rows), e.g. integer
@@ -718,6 +1007,12 @@ def _dense_mbbn(layer, in_type, f):
                       branch_folds=f.branch_folds)
 
 
+def _dense_shift(layer, in_type, f):
+    _single_branch(layer, f)
+    return ShiftAccumulateEngine(layer, in_type=in_type, pe=f.pe, simd=f.simd,
+                                 weights=f.weights)
+
+
 def _multithreshold(layer, in_type, f):
     _single_branch(layer, f)
     if f.simd != 1:
@@ -737,6 +1032,7 @@ ENGINES = {
     ir.DenseIntBinW.kind: _dense_int_binw,
     ir.DenseBinary.kind: _dense_binary,
     ir.DenseMBBN.kind: _dense_mbbn,
+    ir.DenseShift.kind: _dense_shift,
     ir.MultiThresholdLayer.kind: _multithreshold,
     ir.ArgMax.kind: _argmax,
 }

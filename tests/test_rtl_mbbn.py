@@ -12,18 +12,13 @@ import numpy as np
 import pytest
 
 from hwgen.hw.folding import Folding, choose_folding
-from hwgen.hw.pipeline import Pipeline, to_verilog
-from hwgen.sim.runner import verify
 from hwgen.sw import golden, ir
+from rtl_check import check_rtl
 
 pytestmark = pytest.mark.rtl
 
 U5 = ir.TensorType("unsigned", 5)
 N_VECTORS = 10_000
-# Verilator (5.048) splits the symbol table constructor of a design with more than about 4,000
-# public signals into functions that g++ -O1 (as hwgen.sim.runner builds them) compiles for
-# many minutes (dead store elimination); the foldings here stay well below that
-MAX_DECLARATIONS = 3_800
 
 
 def sorted_rows(rng, lo, hi, n, levels):
@@ -65,20 +60,7 @@ def vectors(seed):
 
 
 def run_rtl(model, folding, tmp_path, seed):
-    x = vectors(seed)
-    expected = golden.run(model, x)
-    verilog = to_verilog(Pipeline(model, folding), name="top")
-    declarations = len(re.findall(r"^\s*(?:wire|reg)\b", verilog, re.M))
-    assert declarations < MAX_DECLARATIONS, f"{declarations} signals: a very slow Verilator build"
-    res = verify(verilog, top="top", vectors=x, expected=expected, in_bits=5, in_signed=False,
-                 out_bits=model.types()[-1].bits, out_signed=False, n_out=1,
-                 build_dir=tmp_path, seed=seed, stall=0.3)
-    print(f"{res.summary()}; build {res.build_seconds:.1f} s, {res.seconds:.1f} s in all, "
-          f"{res.cycles} cycles; folding {folding}")
-    assert res.n_vectors == N_VECTORS
-    assert res.n_matched == res.n_vectors, res.summary()
-    assert res.n_violations == 0 and res.error is None
-    return expected
+    return check_rtl(model, folding, vectors(seed), tmp_path, seed=seed)
 
 
 def branch_folds(folding):
