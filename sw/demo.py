@@ -7,7 +7,10 @@ test split added to the random verification vectors. The families:
 * ``binary`` (the default): a binary MLP (xnor-popcount layers, seed 004's sign nets);
 * ``mbbn``: a multi-branch binary MLP of ``bits``-bit activations and weights (seed 003),
   trained as a quantized network (Algorithm 2) whose layers the hardware computes as
-  ``bits * bits`` xnor-popcount branches combined by shifts (eq. 8).
+  ``bits * bits`` xnor-popcount branches combined by shifts (eq. 8);
+* ``shift``: a MINW-Net MLP of ``bits``-bit power-of-two activations and weights (seed 004),
+  trained with AQE (alpha from 1/2 to 1 over the first 80 % of the steps); its layers are
+  shift-accumulate (``dense_shift``) layers, add-subtract-skip at 2 bits, xnor at 1.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from .train import predict, train
 
 __all__ = ["demo", "DemoResult", "FAMILIES"]
 
-FAMILIES = ("binary", "mbbn")
+FAMILIES = ("binary", "mbbn", "shift")
 
 
 @dataclass
@@ -55,6 +58,14 @@ def _network(family: str, split, hidden, bits: int):
         net = QuantMLP(n_in, hidden, split.n_classes, bits=[(bits, bits)] * (len(hidden) + 1),
                        in_max=float(split.x_train.max()))
         return net, f"{bits}-bit multi-branch MLP"
+    if family == "shift":
+        from .aqe import AQE, FLOAT_BITS, MINWMLP
+
+        if not 1 <= bits < FLOAT_BITS:
+            raise ValueError(f"--bits must lie in 1..{FLOAT_BITS - 1}, not {bits}")
+        net = MINWMLP(n_in, hidden, split.n_classes, in_max=int(split.x_train.max()),
+                      act_bits=bits, weight_bits=bits, estimator=AQE(0.5))
+        return net, f"{bits}-bit power-of-two MINW-Net MLP (AQE)"
     raise ValueError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
 
 
@@ -64,7 +75,14 @@ def demo(*, out, target: str = "ice40", family: str = "binary", bits: int = 2, e
     split = digits(seed=seed)
     net, network = _network(family, split, tuple(hidden), bits)
     out.mkdir(parents=True, exist_ok=True)
-    train(net, split.x_train, split.y_train, epochs=epochs, seed=seed)
+    on_step = None
+    if family == "shift":
+        from .aqe import AlphaSchedule, set_alpha
+
+        steps = epochs * -(-len(split.x_train) // 64)          # train()'s batch size
+        schedule = AlphaSchedule(max(1, int(0.8 * steps)))
+        on_step = lambda t: set_alpha(net, schedule(t))      # noqa: E731
+    train(net, split.x_train, split.y_train, epochs=epochs, seed=seed, on_step=on_step)
     torch_pred = predict(net, split.x_test)
     acc = float((torch_pred == split.y_test).mean())
     log(f"test accuracy {acc:.4f}")

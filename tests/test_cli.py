@@ -112,3 +112,15 @@ def test_build_writes_every_artifact(tmp_path, small_onnx):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "100/100 vectors matched" in (out / "verify.log").read_text()
     assert not (out / "top.bin").exists()
+
+
+@pytest.mark.rtl
+def test_demo_shift_family_trains_and_verifies(tmp_path):
+    r = _hwgen("demo", "--family", "shift", "--bits", "3", "--hidden", "16", "--epochs", "4",
+               "--out", "d", "--no-synth", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "3-bit power-of-two MINW-Net MLP (AQE)" in r.stdout
+    ir_kinds = [layer["kind"] for layer in
+                json.loads((tmp_path / "d" / "build" / "ir.json").read_text())["layers"]]
+    assert ir_kinds == ["dense_shift", "dense_shift", "argmax"]
+    assert "10360/10360 vectors matched" in (tmp_path / "d" / "build" / "verify.log").read_text()
