@@ -61,6 +61,7 @@ def train_cell(split, act_bits: int, weight_bits: int, epochs: int, seed: int) -
 
 
 def hardware(net: MINWMLP, split, work: Path) -> dict:
+    work.mkdir(parents=True)
     model = compile_onnx(export_onnx(net, work / "model.onnx"))
     if not np.array_equal(golden.run(model, split.x_test)[:, 0], predict(net, split.x_test)):
         raise SystemExit("golden model disagrees with PyTorch: a compiler bug")
