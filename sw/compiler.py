@@ -281,8 +281,7 @@ class _OpenDense:
         ws = np.broadcast_to(np.asarray(scale, np.float64), (n_out,))
         alpha, offset = x.alpha[0], ws * (codes.astype(np.float64) @ x.beta)
         lk = (1 << k_bits) - 1
-        shift = x.type.kind == "pow2" or np.any(codes % 2 == 0)
-        if shift or (digits == 0 and k_bits != 1 and ir.is_pow2_weight(codes).all()):
+        if x.type.kind == "pow2" or np.any(codes % 2 == 0):
             # power-of-two weights, or power-of-two inputs: shift-accumulate on input values
             self.kind = ir.DenseShift
             if not ir.is_pow2_weight(codes).all():
