@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import (ArgMax, DenseBinary, DenseIntBinW, DenseMBBN, DenseShift, Layer, Model,
-                 MultiThresholdLayer, TensorType)
+from .ir import (ArgMax, DenseBinary, DenseIntBinW, DenseMAC, DenseMBBN, DenseShift, Layer,
+                 Model, MultiThresholdLayer, SAMLayer, SAMTerm, TensorType)
 
 __all__ = ["run", "run_layers", "GOLDEN", "pack_bits", "popcount_xnor", "disagreements",
-           "digit_planes", "branch_sum"]
+           "digit_planes", "branch_sum", "sam_term"]
+
+#: Most sums ``x_i + w_ji`` :func:`sam_term` holds at once (64 MiB of int64).
+SAM_CHUNK = 1 << 23
 
 
 def pack_bits(bits: np.ndarray) -> np.ndarray:
@@ -91,6 +94,37 @@ def _dense_shift(layer: DenseShift, x: np.ndarray, in_type: TensorType) -> np.nd
     return in_type.values(x) @ layer.weights.T
 
 
+def sam_term(term: SAMTerm, x: np.ndarray) -> np.ndarray:
+    """(B, n_out) int64 values of one SAM term: per row, the max (min) of ``x_i + w_ji`` over its
+    kept entries only, or its fill where it keeps none.
+
+    Only kept entries are summed: ``np.maximum.reduceat`` over each row's run of entries, the
+    batch taken in chunks of at most :data:`SAM_CHUNK` sums.
+    """
+    rows, cols = np.nonzero(term.keep)                  # row-major: each row's run in order
+    out = np.broadcast_to(term.fill, (len(x), len(term.fill))).copy()
+    if len(cols) == 0:
+        return out
+    counts = term.keep.sum(axis=1)
+    live = np.flatnonzero(counts)
+    starts = (np.cumsum(counts) - counts)[live]
+    w = term.weights[rows, cols]
+    ufunc = np.maximum if term.reduce == "max" else np.minimum
+    chunk = max(1, SAM_CHUNK // len(cols))
+    for b in range(0, len(x), chunk):
+        sums = x[b:b + chunk, cols] + w
+        out[b:b + chunk, live] = ufunc.reduceat(sums, starts, axis=1)
+    return out
+
+
+def _sam(layer: SAMLayer, x: np.ndarray, in_type: TensorType) -> np.ndarray:
+    return sum(t.sign * sam_term(t, x) for t in layer.terms)
+
+
+def _dense_mac(layer: DenseMAC, x: np.ndarray, in_type: TensorType) -> np.ndarray:
+    return x @ layer.weights.T + layer.bias
+
+
 def _multithreshold(layer: MultiThresholdLayer, x: np.ndarray, in_type: TensorType) -> np.ndarray:
     return x.astype(np.int64)
 
@@ -104,6 +138,8 @@ GOLDEN = {
     DenseBinary.kind: _dense_binary,
     DenseMBBN.kind: _dense_mbbn,
     DenseShift.kind: _dense_shift,
+    SAMLayer.kind: _sam,
+    DenseMAC.kind: _dense_mac,
     MultiThresholdLayer.kind: _multithreshold,
     ArgMax.kind: _argmax,
 }

@@ -30,6 +30,15 @@ differ between implementations are fixed here, once:
   of the interval holding ``acc_j``. Equality counts as passing the level, as for thresholds.
   The code is the storage of the output type (unsigned, or odd with L = 2^M - 1).
 * **Argmax ties** go to the lowest index (as ``numpy.argmax`` and ``torch.argmax``).
+* **Sum-and-Max** (seed 002, eq. 5). A ``sam`` term of output j is ``max_i (x_i + w_ji)`` (or
+  ``min``) over the *kept* entries of row j only: a pruned entry is absent (-inf for a max,
+  +inf for a min), not a large number. A row with no kept entry has the constant value
+  ``fill_j``. Inputs and weights are integers on one grid (the input's scale), so ``x + w`` is
+  an integer add; which entry attains a max or min does not change the value, so ties need no
+  rule. Quantizing a trained layer to that grid (:mod:`hwgen.sw.sam_lower`) rounds half to
+  even and saturates inputs to the input type; nothing saturates inside the layer.
+* **Multiply-accumulate.** ``dense_mac`` is ``acc_j = sum_i w_ji x_i + b_j`` on integer
+  inputs with signed integer weights of at most 16 bits and an integer bias, exactly.
 * **No saturation anywhere.** Accumulator widths come from exact bounds over the actual weights,
   so no sum can overflow.
 * **Stream packing.** A vector travels as one stream payload; element i occupies bits
@@ -51,7 +60,8 @@ import numpy as np
 __all__ = [
     "TensorType", "Threshold", "MultiThreshold", "Layer", "DenseIntBinW", "DenseBinary",
     "DenseMBBN", "MultiThresholdLayer", "ArgMax", "Model", "LAYER_KINDS", "IRFormatError",
-    "DenseShift", "signed_bits", "unsigned_bits", "odd_type", "pow2_type",
+    "DenseShift", "signed_bits", "unsigned_bits", "odd_type", "pow2_type", "SAMTerm", "SAMLayer",
+    "SAM_REDUCES", "DenseMAC",
 ]
 
 IR_VERSION = 1
@@ -493,6 +503,213 @@ class DenseShift(_MatrixLayer):
         hi = np.maximum(w * vlo, w * vhi).sum(axis=1)
         lo = np.minimum(w * vlo, w * vhi).sum(axis=1)
         return int(lo.min(initial=0)), int(hi.max(initial=0))
+
+
+SAM_REDUCES = ("max", "min")
+
+
+def _integer_input(layer: Layer, in_type: TensorType) -> None:
+    if not in_type.is_integer:
+        raise ValueError(f"{layer.name}: {layer.kind} takes integer inputs, not {in_type.kind}")
+
+
+@dataclass
+class SAMTerm:
+    """One max or min term of a :class:`SAMLayer` (see the module docs).
+
+    Members
+    -------
+    reduce : str
+        ``"max"`` or ``"min"``.
+    sign : int
+        +1 or -1: how the term enters the output (eq. 4 subtracts its second max).
+    weights : numpy.ndarray
+        int64 (n_out, n_in); 0 where an entry is pruned.
+    keep : numpy.ndarray
+        bool (n_out, n_in): the entries that exist.
+    fill : numpy.ndarray
+        int64 (n_out,): the value of a row with no kept entry; 0 on the other rows.
+    """
+
+    reduce: str
+    sign: int
+    weights: np.ndarray
+    keep: np.ndarray
+    fill: np.ndarray
+
+    def __post_init__(self):
+        if self.reduce not in SAM_REDUCES or self.sign not in (1, -1):
+            raise ValueError(f"a SAM term reduces by max or min with sign +-1, not "
+                             f"{self.reduce!r}, {self.sign!r}")
+        self.keep = np.asarray(self.keep, dtype=bool)
+        self.weights = np.where(self.keep, np.asarray(self.weights, dtype=np.int64), 0)
+        self.fill = np.asarray(self.fill, dtype=np.int64)
+        if self.weights.ndim != 2 or self.fill.shape != self.weights.shape[:1]:
+            raise ValueError("SAM term weights must be (n_out, n_in) and fill (n_out,)")
+        self.fill = np.where(self.empty, self.fill, 0)
+
+    @property
+    def empty(self) -> np.ndarray:
+        """bool (n_out,): rows with no kept entry, whose value is their fill."""
+        return ~self.keep.any(axis=1)
+
+    @property
+    def n_kept(self) -> int:
+        return int(self.keep.sum())
+
+    def bounds(self, in_type: TensorType) -> tuple[np.ndarray, np.ndarray]:
+        """Per output, the exact (lo, hi) of the unsigned term over inputs of ``in_type``: a
+        max lies in ``[x_lo + max_i w_ji, x_hi + max_i w_ji]``, both ends reached by a constant
+        input vector, a min likewise with ``min_i w_ji``."""
+        big = np.iinfo(np.int64).max // 4
+        if self.reduce == "max":
+            w = np.where(self.keep, self.weights, -big).max(axis=1)
+        else:
+            w = np.where(self.keep, self.weights, big).min(axis=1)
+        lo = np.where(self.empty, self.fill, in_type.lo + w)
+        hi = np.where(self.empty, self.fill, in_type.hi + w)
+        return lo, hi
+
+    def to_json(self) -> dict:
+        rows = [[[int(i), int(self.weights[j, i])] for i in np.flatnonzero(self.keep[j])]
+                for j in range(self.weights.shape[0])]
+        return {"reduce": self.reduce, "sign": self.sign, "rows": rows,
+                "fill": self.fill.tolist()}
+
+    @classmethod
+    def from_json(cls, d: dict, n_in: int) -> "SAMTerm":
+        n_out = len(d["rows"])
+        w = np.zeros((n_out, n_in), np.int64)
+        keep = np.zeros((n_out, n_in), bool)
+        for j, row in enumerate(d["rows"]):
+            for i, v in row:
+                w[j, i], keep[j, i] = v, True
+        return cls(d["reduce"], int(d["sign"]), w, keep, np.array(d["fill"], dtype=np.int64))
+
+
+@register_kind
+@dataclass
+class SAMLayer(Layer):
+    """Sum-and-Max layer (seed 002): additions and comparisons, no multiplications.
+
+    ``o_j = sum_t sign_t * term_t,j`` over its :class:`SAMTerm` s; the paper's layer (eq. 5)
+    is a max term plus a min term, eq. 3 a single max and eq. 4 a max minus a max. Inputs
+    are integers (signed or unsigned); the output is the exact integer ``o``.
+
+    Members
+    -------
+    n : int
+        Inputs.
+    terms : list of SAMTerm
+        All of one shape (n_out, n).
+    """
+
+    kind = "sam"
+    n: int = 0
+    terms: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if not self.terms or any(t.weights.shape != (self.terms[0].weights.shape[0], self.n)
+                                 for t in self.terms):
+            raise ValueError(f"{self.name}: a SAM layer needs terms of one shape (n_out, "
+                             f"{self.n})")
+
+    @property
+    def n_in(self) -> int:
+        return self.n
+
+    @property
+    def n_out(self) -> int:
+        return self.terms[0].weights.shape[0]
+
+    @property
+    def n_kept(self) -> int:
+        """Parameters: the kept entries of every term (fills are not counted)."""
+        return sum(t.n_kept for t in self.terms)
+
+    def out_bounds(self, in_type: TensorType) -> tuple[np.ndarray, np.ndarray]:
+        """Per output, bounds of ``o_j``: the sum of the signed terms' bounds."""
+        _integer_input(self, in_type)
+        lo = np.zeros(self.n_out, np.int64)
+        hi = np.zeros(self.n_out, np.int64)
+        for t in self.terms:
+            tlo, thi = t.bounds(in_type)
+            lo, hi = (lo + tlo, hi + thi) if t.sign > 0 else (lo - thi, hi - tlo)
+        return lo, hi
+
+    def acc_range(self, in_type: TensorType) -> tuple[int, int]:
+        lo, hi = self.out_bounds(in_type)
+        return int(lo.min()), int(hi.max())
+
+    def out_type(self, in_type: TensorType) -> TensorType:
+        return self.acc_type(in_type)
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "n_in": self.n,
+                "terms": [t.to_json() for t in self.terms]}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "SAMLayer":
+        n = int(d["n_in"])
+        return cls(name=d["name"], n=n, terms=[SAMTerm.from_json(t, n) for t in d["terms"]])
+
+
+@register_kind
+@dataclass
+class DenseMAC(_MatrixLayer):
+    """Integer multiply-accumulate dense layer: ``acc_j = sum_i w_ji x_i + b_j``.
+
+    The general dense layer of quantized networks (e.g. the 8-bit output layer after a SAM
+    layer); hardware multiplies in DSP blocks or in LUTs. An optional :class:`MultiThreshold`
+    turns the accumulator (bias included) into the next layer's codes.
+
+    Members
+    -------
+    weights : numpy.ndarray
+        int64 (n_out, n_in), each in -2^15 .. 2^15 - 1.
+    bias : numpy.ndarray
+        int64 (n_out,).
+    threshold : MultiThreshold or None
+        None: emit the accumulator.
+    """
+
+    kind = "dense_mac"
+    bias: np.ndarray = None
+
+    def __post_init__(self):
+        self.weights = np.asarray(self.weights, dtype=np.int64)
+        if self.weights.ndim != 2 or self.weights.min(initial=0) < -(1 << 15) or \
+                self.weights.max(initial=0) >= 1 << 15:
+            raise ValueError(f"{self.name}: MAC weights must be a matrix of 16-bit signed "
+                             "integers")
+        self.bias = np.zeros(self.n_out, np.int64) if self.bias is None else \
+            np.asarray(self.bias, dtype=np.int64)
+        if self.bias.shape != (self.n_out,):
+            raise ValueError(f"{self.name}: {self.bias.shape} bias for {self.n_out} outputs")
+        self._check_threshold()
+
+    @property
+    def weight_type(self) -> TensorType:
+        """The narrowest signed type holding every weight."""
+        return TensorType("signed", signed_bits(min(0, self.weights.min(initial=0)),
+                                                max(0, self.weights.max(initial=0))))
+
+    def acc_range(self, in_type: TensorType) -> tuple[int, int]:
+        _integer_input(self, in_type)
+        w = self.weights
+        hi = np.maximum(w * in_type.lo, w * in_type.hi).sum(axis=1) + self.bias
+        lo = np.minimum(w * in_type.lo, w * in_type.hi).sum(axis=1) + self.bias
+        return int(lo.min(initial=0)), int(hi.max(initial=0))
+
+    def to_json(self) -> dict:
+        return {**super().to_json(), "bias": self.bias.tolist()}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "DenseMAC":
+        layer = super().from_json(d)
+        layer.bias = np.array(d["bias"], dtype=np.int64)
+        layer.__post_init__()
+        return layer
 
 
 @register_kind
