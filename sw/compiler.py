@@ -3,7 +3,8 @@
 The graph must be a chain from one quantized input to one output. The compiler walks it once,
 tracking every float tensor exactly (float64) as an affine map of integers:
 
-* ``Quant`` on the graph input (scale 1, zero point 0) gives the input's integer type.
+* ``Quant`` on the graph input (zero point 0) gives the input's integer type; its scale is the
+  float value of one input step (1 for integer samples).
 * A quantized tensor's float value is tracked as ``alpha * v + beta`` per element, ``v`` the
   IR value of its codes (the integer, or the odd state of bipolar/odd codes, see
   :mod:`hwgen.sw.ir`); ``Mul``, ``Div``, ``Add``, ``Sub`` by constants update the map.
@@ -13,7 +14,9 @@ tracking every float tensor exactly (float64) as an affine map of integers:
   on bipolar inputs (K = 1), and ``dense_mbbn`` (multi-branch, seed 003 eq. 8) on odd inputs
   or K > 1. A weight equal to ``s * c`` with every ``c`` 0 or ``+-2^e`` (and some ``c`` even or
   0), or any weight on power-of-two inputs, opens a ``dense_shift`` layer (seed 004): a
-  shift-accumulate of the input values. The output is tracked as a per-channel affine map
+  shift-accumulate of the input values. A weight that is a QONNX ``Quant`` (zero point 0) of
+  an initializer opens a ``dense_mac`` layer (integer multiply-accumulate) on integer inputs,
+  its codes being the Quant's rounded, clamped integers. The output is tracked as a per-channel affine map
   ``a * acc + b`` of the layer's integer accumulator; ``BatchNormalization``, the constant ops
   and a Gemm bias update it.
 * ``BipolarQuant`` closes the layer with a threshold (sign(0) = +1); ``Quant`` of n bits
@@ -23,7 +26,12 @@ tracking every float tensor exactly (float64) as an affine map of integers:
   ``hwgen.custom_op``, see :mod:`hwgen.sw.export`) closes it with the ``2^n - 2`` levels
   between eq. 22's power-of-two values, whose codes are ``pow2`` elements. On an integer
   tensor without a layer, any of them becomes an element-wise ``multithreshold`` layer.
-* At the graph output, an affine map that is the same positive scale and offset for every
+* ``SumAndMax`` (domain ``hwgen.custom_op``, see :mod:`hwgen.sw.export`) on an integer tensor
+  of scale ``s`` (offset 0) is a ``sam`` layer (seed 002): its finite weights and the fills of
+  its empty rows, divided by ``s``, must be integers, and its output is an integer tensor of
+  the same scale. A +inf in a max term (or -inf in a min term) would always win and is refused.
+* At the graph output, a ``dense_mac`` layer takes the per-class offset as its integer bias
+  (offset / scale must be integers). For the other kinds, an affine map that is the same positive scale and offset for every
   channel cannot change the argmax, so the layer emits its accumulator and an ``argmax`` layer
   is appended; any other map is refused, since no integer layer could represent it exactly.
 
@@ -270,7 +278,8 @@ class _OpenDense:
     The float output is ``a * acc + b`` per channel, ``acc`` the layer kind's accumulator.
     """
 
-    def __init__(self, node, x: _Quantized, codes: np.ndarray, k_bits: int, scale: np.ndarray):
+    def __init__(self, node, x: _Quantized, codes: np.ndarray, k_bits: int, scale: np.ndarray,
+                 general: bool = False):
         name = _node_name(node)
         if not np.allclose(x.alpha, x.alpha[0], rtol=1e-12, atol=0) or x.alpha[0] == 0:
             raise CompileError(f"node {name}: its input has a different scale per element, "
@@ -281,7 +290,15 @@ class _OpenDense:
         ws = np.broadcast_to(np.asarray(scale, np.float64), (n_out,))
         alpha, offset = x.alpha[0], ws * (codes.astype(np.float64) @ x.beta)
         lk = (1 << k_bits) - 1
-        if x.type.kind == "pow2" or np.any(codes % 2 == 0):
+        if general:
+            # integer weights from a weight Quant: a multiply-accumulate of the integers
+            if not x.type.is_integer:
+                raise CompileError(f"node {name}: integer (Quant) weights need integer inputs, "
+                                   f"not {x.type.kind}")
+            self.kind = ir.DenseMAC
+            self.layer_args = dict(weights=codes)
+            self.a, self.b = alpha * ws, offset
+        elif x.type.kind == "pow2" or np.any(codes % 2 == 0):
             # power-of-two weights, or power-of-two inputs: shift-accumulate on input values
             self.kind = ir.DenseShift
             if not ir.is_pow2_weight(codes).all():
@@ -309,7 +326,7 @@ class _OpenDense:
         self.a, self.b = _apply_affine(node, g, self.a, self.b)
 
     def close(self, act: _Activation) -> ir.Layer:
-        if self.kind in (ir.DenseMBBN, ir.DenseShift):
+        if self.kind in (ir.DenseMBBN, ir.DenseShift, ir.DenseMAC):
             layer = self.kind(name=self.name, **self.layer_args)
             lo, hi = layer.acc_range(self.in_type)
             layer.threshold = act.multithreshold(self.a, self.b, lo, hi)
@@ -333,19 +350,32 @@ class _OpenDense:
 
     def close_at_output(self) -> ir.Layer:
         a, b = self.a, self.b
+        if self.kind is ir.DenseMAC and np.all(a == a[0]) and a[0] > 0:
+            # the per-class offset becomes the layer's integer bias
+            bias = b / a[0]
+            if np.any(np.abs(bias - np.round(bias)) > _SNAP * np.maximum(1, np.abs(bias))):
+                raise CompileError(f"layer {self.name}: its bias is not an integer number of "
+                                   "accumulator steps, so it has no exact integer form")
+            return self.kind(name=self.name, bias=np.round(bias).astype(np.int64),
+                             **self.layer_args)
         if not (np.all(a == a[0]) and a[0] > 0 and np.all(b == b[0])):
             raise CompileError(f"layer {self.name}: the output's per-class scale or offset is "
                                "not one positive constant, so its argmax has no exact integer form")
         return self.kind(name=self.name, **self.layer_args)
 
 
-def _weights(node, g: "_Graph") -> tuple[np.ndarray, int, np.ndarray]:
-    """(integer weights (out, in), K, positive scale per output) of a MatMul/Gemm weight.
+def _weights(node, g: "_Graph") -> tuple[np.ndarray, int, np.ndarray, bool]:
+    """(integer weights (out, in), K, positive scale per output, general) of a MatMul/Gemm
+    weight.
 
-    The integers are odd states (binary when K = 1), or 0 and +-2^e (shift weights, seed 004);
-    K is the width of the largest odd state."""
+    The integers are odd states (binary when K = 1), or 0 and +-2^e (shift weights, seed 004),
+    or, from a QONNX weight ``Quant`` (``general``), any integers; K is the width of the
+    largest."""
     name = node.input[1]
     src = g.producer.get(name)
+    if src is not None and src.op_type == "Quant":
+        codes, scale = _quant_weight(src, g)
+        return _oriented(node, name, codes, scale) + (True,)
     if src is not None and src.op_type == "BipolarQuant":
         w = g.const(src, 0)
         scale = g.const(src, 1)
@@ -366,8 +396,35 @@ def _weights(node, g: "_Graph") -> tuple[np.ndarray, int, np.ndarray]:
                                f"{shown}, ...); quantize it with BipolarQuant, to odd "
                                "multi-bit states or to power-of-two levels")
     else:
-        raise CompileError(f"node {_node_name(node)}: weight {name} must be a constant or "
-                           "BipolarQuant of a constant")
+        raise CompileError(f"node {_node_name(node)}: weight {name} must be a constant, or "
+                           "BipolarQuant or Quant of a constant")
+    return _oriented(node, name, codes, scale) + (False,)
+
+
+def _quant_weight(src, g: "_Graph") -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes and scale of a QONNX ``Quant`` of a weight initializer (zero point 0):
+    ``clamp(round(w / scale))`` to the signed (narrow: symmetric) or unsigned range."""
+    w, scale, zero, bits = (g.const(src, i) for i in range(4))
+    name = _node_name(src)
+    n = bits.item()
+    if zero.size != 1 or zero.item() != 0 or np.any(scale <= 0):
+        raise CompileError(f"node {name}: a weight Quant needs zero point 0 and positive scales")
+    if n != int(n) or not 2 <= n <= 16:
+        raise CompileError(f"node {name}: weight bit width {n:g} is not an integer from 2 to 16")
+    n = int(n)
+    if _attr(src, "signed", 1):
+        lo, hi = -(1 << (n - 1)) + bool(_attr(src, "narrow", 0)), (1 << (n - 1)) - 1
+    else:
+        lo, hi = 0, (1 << n) - 1
+    mode = _attr(src, "rounding_mode", "ROUND")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode != "ROUND":
+        raise CompileError(f"node {name}: weight rounding mode {mode} is not supported (ROUND)")
+    return np.clip(np.round(w / scale), lo, hi).astype(np.int64), scale
+
+
+def _oriented(node, name: str, codes: np.ndarray, scale) -> tuple[np.ndarray, int, np.ndarray]:
+    """Codes as (out, in) for a MatMul/Gemm, the width of the largest, the scale per output."""
     scale = np.asarray(scale, np.float64).reshape(-1)
     if np.any(scale <= 0):
         raise CompileError(f"node {_node_name(node)}: weight scale must be positive")
@@ -388,13 +445,55 @@ def _weights(node, g: "_Graph") -> tuple[np.ndarray, int, np.ndarray]:
     return codes.astype(np.int64), k_bits, scale
 
 
-def _input_type(node, g: _Graph) -> ir.TensorType:
+def _integers(v: np.ndarray, step: float, what: str, node) -> np.ndarray:
+    """``v / step`` as int64, or a CompileError when some value is off the grid."""
+    r = v / step
+    codes = np.round(r)
+    if np.any(np.abs(r - codes) > _SNAP * np.maximum(1, np.abs(r))):
+        raise CompileError(f"node {_node_name(node)}: {what} is not a multiple of the input "
+                           f"step {step:g}, so x + w is no integer add")
+    return codes.astype(np.int64)
+
+
+def _sum_and_max(node, g: "_Graph", x: _Quantized) -> ir.SAMLayer:
+    """The ``sam`` layer of a ``SumAndMax`` node on integers of one scale (module docs)."""
+    name = _node_name(node)
+    step = x.alpha[0]
+    if not np.all(x.alpha == step) or step <= 0 or np.any(x.beta != 0):
+        raise CompileError(f"node {name}: its input needs one positive scale and no offset")
+    w, fill = g.const(node, 1), g.const(node, 2)
+    reduces = [r.decode() if isinstance(r, bytes) else r for r in _attr(node, "reduces", [])]
+    signs = list(_attr(node, "signs", []))
+    if w.ndim != 3 or w.shape[2] != x.n or fill.shape != w.shape[:2] or \
+            len(reduces) != len(w) or len(signs) != len(w):
+        raise CompileError(f"node {name}: needs weights (terms, m, {x.n}), fill (terms, m) and "
+                           "one reduce and sign per term")
+    terms = []
+    for k, (reduce, sign) in enumerate(zip(reduces, signs)):
+        if reduce not in ir.SAM_REDUCES or sign not in (1, -1):
+            raise CompileError(f"node {name}: term {k} must reduce by max or min with sign "
+                               f"+-1, not {reduce!r}, {sign!r}")
+        keep = np.isfinite(w[k])
+        never = np.inf if reduce == "max" else -np.inf
+        if np.any(w[k] == never) or np.isnan(w[k]).any():
+            raise CompileError(f"node {name}: term {k} holds {never} or NaN weights; a pruned "
+                               f"entry of a {reduce} term is {-never}")
+        codes = _integers(np.where(keep, w[k], 0.0), step, f"a weight of term {k}", node)
+        empty = ~keep.any(axis=1)
+        fills = _integers(np.where(empty, fill[k], 0.0), step, f"a fill of term {k}", node)
+        terms.append(ir.SAMTerm(reduce, int(sign), codes, keep, fills))
+    return ir.SAMLayer(name=name, n=x.n, terms=terms)
+
+
+def _input_type(node, g: _Graph) -> tuple[ir.TensorType, float]:
+    """The input codes' type and the float value of one step."""
     scale, zero, bits = (g.const(node, i) for i in range(1, 4))
-    if scale.size != 1 or scale.item() != 1 or zero.size != 1 or zero.item() != 0:
-        raise CompileError(f"node {_node_name(node)}: the input Quant must have scale 1 and "
-                           "zero point 0 (integer inputs)")
+    if scale.size != 1 or not scale.item() > 0 or zero.size != 1 or zero.item() != 0:
+        raise CompileError(f"node {_node_name(node)}: the input Quant must have one positive "
+                           "scale and zero point 0 (integer inputs)")
     nbits = _bit_width(node, bits, "input bit width", " (one UART byte per element)")
-    return ir.TensorType("signed" if _attr(node, "signed", 1) else "unsigned", nbits)
+    return ir.TensorType("signed" if _attr(node, "signed", 1) else "unsigned", nbits), \
+        float(scale.item())
 
 
 def compile_onnx(source) -> ir.Model:
@@ -408,12 +507,12 @@ def compile_onnx(source) -> ir.Model:
     first = g.next_node(tensor)
     if first is None or first.op_type != "Quant":
         raise CompileError(f"graph input {tensor} must feed a Quant node that makes it integer")
-    in_type = _input_type(first, g)
+    in_type, in_step = _input_type(first, g)
     n_in = _input_width(model, tensor)
     tensor = first.output[0]
 
     layers: list[ir.Layer] = []
-    quantized: _Quantized | None = _Quantized(in_type, n_in)   # None inside an open layer
+    quantized: _Quantized | None = _Quantized(in_type, n_in, in_step)  # None inside a layer
     open_dense: _OpenDense | None = None
     while (node := g.next_node(tensor)) is not None:
         op, name = node.op_type, _node_name(node)
@@ -423,15 +522,22 @@ def compile_onnx(source) -> ir.Model:
             if quantized is None:
                 raise CompileError(f"node {name}: its input is not quantized; put a "
                                    "BipolarQuant (sign) or Quant before it")
-            codes, k_bits, scale = _weights(node, g)
+            codes, k_bits, scale, general = _weights(node, g)
             if codes.shape[1] != quantized.n:
                 raise CompileError(f"node {name}: weight has {codes.shape[1]} inputs, its input "
                                    f"tensor {quantized.n} elements")
-            open_dense = _OpenDense(node, quantized, codes, k_bits, scale)
+            open_dense = _OpenDense(node, quantized, codes, k_bits, scale, general)
             if op == "Gemm" and len(node.input) > 2 and node.input[2]:
                 open_dense.b = open_dense.b + float(_attr(node, "beta", 1.0)) * \
                     np.broadcast_to(g.const(node, 2).reshape(-1), open_dense.b.shape)
             quantized = None
+        elif (op, node.domain) == ("SumAndMax", HWGEN_DOMAIN):
+            if quantized is None or not quantized.type.is_integer:
+                raise CompileError(f"node {name}: SumAndMax must follow an integer tensor")
+            layer = _sum_and_max(node, g, quantized)
+            layers.append(layer)
+            quantized = _Quantized(layer.out_type(quantized.type), layer.n_out,
+                                   quantized.alpha[0])
         elif op in _AFFINE:
             if open_dense is not None:
                 open_dense.affine(node, g)

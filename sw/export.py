@@ -25,6 +25,17 @@ MINW-Net MLPs (:class:`hwgen.sw.aqe.MINWMLP`, seed 004) write their inference we
 ``bits``, output ``scale * h_n(x / scale)`` with ``h_n`` the power-of-two levels of eq. 22 as
 :func:`hwgen.sw.aqe.power_of_two` defines them (nearest level; a value on a threshold goes to
 the level of smaller magnitude). QONNX has no op for non-uniform levels.
+
+Sum-and-Max networks (:class:`hwgen.sw.sam_lower.IntegerSAMNet`, seed 002) write their input
+grid as ``Quant`` (scale ``s``, signed), the SAM layer as ``SumAndMax`` of domain
+:data:`HWGEN_DOMAIN`, another op of this project, and the output layer as a ``MatMul`` by a
+``Quant`` of its weights (scale ``t``, signed, narrow) and an ``Add`` of its bias. ``SumAndMax``
+takes ``x`` (batch, n), ``weights`` (terms, m, n) and ``fill`` (terms, m), attributes
+``reduces`` (``"max"``/``"min"`` per term) and ``signs`` (+-1 per term), and outputs
+``sum_t sign_t * term_t`` with ``term_t,j = reduce_i (x_i + weights[t, j, i])`` over the
+finite weights of row j, or ``fill[t, j]`` where the row has none: a pruned entry is -inf in a
+max term and +inf in a min term, so it can never be selected. Every value is an integer times
+``s`` or ``s t``, exact in float32 (both steps are powers of two).
 """
 
 from __future__ import annotations
@@ -73,8 +84,11 @@ def export_onnx(model, path) -> onnx.ModelProto:
     :class:`hwgen.sw.mbbn.QuantMLP`) to ``path`` and return the ONNX model."""
     from .aqe import MINWMLP
     from .mbbn import MBBNMLP, QuantMLP
+    from .sam_lower import IntegerSAMNet
 
-    if isinstance(model, (MBBNMLP, QuantMLP)):
+    if isinstance(model, IntegerSAMNet):
+        g, name = _sam_graph(model), "hwgen_sam_net"
+    elif isinstance(model, (MBBNMLP, QuantMLP)):
         g, name = _encoded_graph(model), "hwgen_mbbn_mlp"
     elif isinstance(model, MINWMLP):
         g, name = _minw_graph(model), "hwgen_minw_mlp"
@@ -82,7 +96,7 @@ def export_onnx(model, path) -> onnx.ModelProto:
         g, name = _binary_graph(model), "hwgen_binary_mlp"
     else:
         raise TypeError(f"cannot export a {type(model).__name__}; expected BinaryMLP, "
-                        "MBBNMLP, QuantMLP or MINWMLP")
+                        "MBBNMLP, QuantMLP, MINWMLP or IntegerSAMNet")
     graph = helper.make_graph(
         g.nodes, name,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", model.n_in])],
@@ -198,4 +212,40 @@ def _minw_graph(model) -> _Graph:
         x = act(x, f"act{i}")
     x = g.node("MatMul", [x, g.const("head_w", weights[-1].numpy().T)], "head")
     g.node("Mul", [x, g.const("logit_scale", float(model.log_scale.detach().exp()))], "logits")
+    return g
+
+
+def _exact_f32(codes: np.ndarray, step: float, what: str) -> np.ndarray:
+    """``codes * step`` as float32, refused unless it reads back as exactly ``codes``."""
+    value = (np.asarray(codes, np.float64) * step).astype(np.float32)
+    if not np.array_equal(value.astype(np.float64) / step, codes):
+        raise ValueError(f"{what} times its step {step:g} is not exact in float32; use a "
+                         "power-of-two step")
+    return value
+
+
+def _sam_graph(net) -> _Graph:
+    """Graph of a :class:`hwgen.sw.sam_lower.IntegerSAMNet` (see the module docs)."""
+    g = _Graph()
+    s, t = net.grid.step, net.weight_step
+    x = g.node("Quant", ["x", g.const("in_step", s), g.const("zero", 0.0),
+                         g.const("in_bits", float(net.grid.bits))], "x_quant",
+               domain=QONNX_DOMAIN, signed=1, narrow=0, rounding_mode="ROUND")
+    weights = np.empty((len(net.terms), net.n_hidden, net.n_in), np.float32)
+    fill = np.zeros((len(net.terms), net.n_hidden), np.float32)
+    for k, term in enumerate(net.terms):
+        weights[k] = -np.inf if term.reduce == "max" else np.inf      # pruned: never selected
+        weights[k, term.rows.numpy(), term.cols.numpy()] = _exact_f32(
+            term.weights.numpy(), s, "a SAM weight")
+        fill[k] = _exact_f32(term.fill.numpy(), s, "a SAM fill")
+    x = g.node("SumAndMax", [x, g.const("sam_w", weights), g.const("sam_fill", fill)], "sam",
+               domain=HWGEN_DOMAIN, reduces=[t.reduce for t in net.terms],
+               signs=[t.sign for t in net.terms])
+    w = g.node("Quant", [g.const("head_w", _exact_f32(net.weight.numpy().T, t, "a weight")),
+                         g.const("head_step", t), g.const("zero", 0.0),
+                         g.const("head_bits", float(net.weight_bits))], "head_wq",
+               domain=QONNX_DOMAIN, signed=1, narrow=1, rounding_mode="ROUND")
+    x = g.node("MatMul", [x, w], "head")
+    g.node("Add", [x, g.const("head_b", _exact_f32(net.bias.numpy(), s * t, "a bias"))],
+           "logits")
     return g

@@ -15,9 +15,11 @@ must be integers in the same unit for the sum to be an integer add. With the inp
   rounded values, in units of ``s``.
 
 **Output layer.** ``logits = V o + c`` becomes ``V_q o_q + c_q`` with the symmetric
-``weight_bits`` quantization ``V_q = round(V / t)``, ``t = max|V| / (2^(weight_bits-1) - 1)``, and
-``c_q = round(c / (s t))``: the logits scaled by ``1 / (s t)``, so the argmax is the float
-network's up to rounding. It lowers to a ``dense_mac`` layer.
+``weight_bits`` quantization ``V_q = round(V / t)`` and ``c_q = round(c / (s t))``: the logits
+scaled by ``1 / (s t)``, so the argmax is the float network's up to rounding. The step ``t`` is
+the power of two at or above ``max|V| / (2^(weight_bits-1) - 1)`` (so the largest ``|V_q|`` lies
+in ``2^(weight_bits-2) .. 2^(weight_bits-1) - 1``): with ``s`` a power of two too, every
+scaled integer the ONNX export writes is exact in float32. It lowers to a ``dense_mac`` layer.
 
 Every ``round`` is half to even (``torch.round``). :class:`IntegerSAMNet` computes the integer
 network in torch (``scatter_reduce`` over the kept entries and an int64 matmul), independently
@@ -26,6 +28,7 @@ of the golden model's ``reduceat``; the two must agree bit for bit.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,13 +98,24 @@ class IntegerSAMNet(nn.Module):
         Per SAM term its kept entries and fills, on the input grid.
     weight, bias : torch.Tensor
         int64 ``V_q`` (classes, hidden) and ``c_q`` (classes,).
+    grid : InputGrid
+        The input codes' grid, the unit of the SAM weights and outputs.
+    weight_step : float
+        ``t``, the step of ``V_q``.
+    weight_bits : int
+        Width of ``V_q`` (symmetric: ``|V_q| <= 2^(weight_bits-1) - 1``).
     """
 
     def __init__(self, n_in: int, n_hidden: int, terms: list[_IntTerm], weight: torch.Tensor,
-                 bias: torch.Tensor):
+                 bias: torch.Tensor, grid: InputGrid, weight_step: float, weight_bits: int):
         super().__init__()
         self.n_in, self.n_hidden = n_in, n_hidden
         self.terms, self.weight, self.bias = terms, weight, bias
+        self.grid, self.weight_step, self.weight_bits = grid, weight_step, weight_bits
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.bias)
 
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
         """int64 (B, hidden) SAM outputs ``o_q`` of int64 input codes (B, n_in)."""
@@ -151,17 +165,19 @@ def integer_network(hidden: SAMLinear | PrunedSAM, output: nn.Linear, *,
         raise ValueError(f"the output layer takes {output.in_features} inputs, the SAM layer "
                          f"gives {n_hidden}")
     v = output.weight.detach().double()
-    scale = v.abs().max().item() / ((1 << (weight_bits - 1)) - 1)
-    if scale == 0:
+    largest = v.abs().max().item()
+    if largest == 0:
         raise ValueError("the output layer's weights are all zero")
+    scale = 2.0 ** math.ceil(math.log2(largest / ((1 << (weight_bits - 1)) - 1)))
     bias = output.bias.detach().double() if output.bias is not None else torch.zeros(len(v))
     return IntegerSAMNet(hidden.in_features, n_hidden, terms,
                          torch.round(v / scale).to(torch.int64),
-                         torch.round(bias / (grid.step * scale)).to(torch.int64))
+                         torch.round(bias / (grid.step * scale)).to(torch.int64), grid, scale,
+                         weight_bits)
 
 
-def to_ir(net: IntegerSAMNet, grid: InputGrid, *, name: str = "sam") -> ir.Model:
-    """The IR of ``net``: ``sam`` -> ``dense_mac`` -> ``argmax`` on ``grid``'s input codes."""
+def to_ir(net: IntegerSAMNet, *, name: str = "sam") -> ir.Model:
+    """The IR of ``net``: ``sam`` -> ``dense_mac`` -> ``argmax`` on its grid's input codes."""
     terms = []
     for t in net.terms:
         w = np.zeros((net.n_hidden, net.n_in), np.int64)
@@ -172,5 +188,5 @@ def to_ir(net: IntegerSAMNet, grid: InputGrid, *, name: str = "sam") -> ir.Model
     layers = [ir.SAMLayer(f"{name}_hidden", n=net.n_in, terms=terms),
               ir.DenseMAC(f"{name}_output", weights=net.weight.numpy(), bias=net.bias.numpy()),
               ir.ArgMax(f"{name}_argmax", n=len(net.bias))]
-    return ir.Model(grid.type, net.n_in, layers,
-                    meta={"input_step": grid.step, "source": "hwgen.sw.sam_lower"}).check()
+    return ir.Model(net.grid.type, net.n_in, layers,
+                    meta={"input_step": net.grid.step, "source": "hwgen.sw.sam_lower"}).check()

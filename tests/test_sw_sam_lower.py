@@ -7,6 +7,8 @@ import torch
 from torch import nn
 
 from hwgen.sw import golden, ir
+from hwgen.sw.compiler import CompileError, compile_onnx
+from hwgen.sw.export import export_onnx
 from hwgen.sw.sam import FORMS, ActivationCounts, SAMLinear, count_activations, prune
 from hwgen.sw.sam_lower import InputGrid, integer_network, to_ir
 
@@ -34,7 +36,7 @@ def test_torch_integer_network_equals_golden_bit_for_bit(form):
     assert pruned.empty.any() and pruned.n_params < 2 * 16 * 12
     grid = InputGrid(bits=5, clip=2.0)        # coarse: ties in the max and min are frequent
     net = integer_network(pruned, out, grid=grid, weight_bits=8)
-    model = to_ir(net, grid)
+    model = to_ir(net)
     codes = grid.codes(x)
     hidden, logits, cls = golden.run_layers(model, codes.numpy())
     assert np.array_equal(net.hidden(codes).numpy(), hidden)
@@ -71,7 +73,7 @@ def test_empty_rows_output_their_rounded_fill():
     w_minus = round(sam.weight_neg[1, 1].item() * 16)
     # output 0: max over entry 0 + fill round(-0.74 * 16) = -12; output 1: fill 20 + min entry 1
     assert net.hidden(x).tolist() == [[w_plus - 12, 20 + w_minus]]
-    layer = to_ir(net, grid).layers[0]
+    layer = to_ir(net).layers[0]
     assert [t.empty.tolist() for t in layer.terms] == [[False, True], [True, False]]
     assert golden.run_layer(layer, x.numpy(), grid.type).tolist() == [[w_plus - 12, 20 + w_minus]]
 
@@ -82,9 +84,11 @@ def test_output_layer_quantization_is_symmetric_and_scaled_to_the_grid():
         out.weight.copy_(torch.tensor([[1.0, -0.5, 0.25], [-2.0, 0.0, 1.0]]))
         out.bias.copy_(torch.tensor([0.1, -0.3]))
     grid = InputGrid(bits=8, clip=4.0)       # step 1/32
-    net = integer_network(sam, out, grid=grid, weight_bits=4)   # t = 2 / 7
-    assert net.weight.tolist() == [[4, -2, 1], [-7, 0, 4]]      # 3.5 -> 4, -1.75 -> -2, .875 -> 1
-    assert net.bias.tolist() == [round(0.1 / (2 / 7 / 32)), round(-0.3 / (2 / 7 / 32))]
+    net = integer_network(sam, out, grid=grid, weight_bits=4)
+    # max|V| / 7 = 0.286 -> t = 0.5; 0.25 / 0.5 = 0.5 rounds (half to even) to 0
+    assert net.weight_step == 0.5
+    assert net.weight.tolist() == [[2, -1, 0], [-4, 0, 2]]
+    assert net.bias.tolist() == [round(0.1 * 64), round(-0.3 * 64)]       # c / (s t)
 
 
 def test_bad_networks_are_refused():
@@ -93,3 +97,47 @@ def test_bad_networks_are_refused():
         integer_network(sam, nn.Linear(5, 2))
     with pytest.raises(TypeError, match="SAMLinear or a PrunedSAM"):
         integer_network(nn.Linear(16, 12), nn.Linear(12, 2))
+
+
+def _exported(tmp_path, form="max+min", weight_bits=8):
+    sam, out = _network(form, seed=4)
+    x = torch.randn(3000, 16, dtype=torch.float64) * 1.5
+    pruned = prune(sam, count_activations(sam, x[:1000]), threshold=0.2)
+    grid = InputGrid(bits=6, clip=2.0)
+    net = integer_network(pruned, out, grid=grid, weight_bits=weight_bits)
+    path = tmp_path / "sam.onnx"
+    export_onnx(net, path)
+    return net, path, grid.codes(x)
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_exported_onnx_compiles_to_the_same_ir(tmp_path, form):
+    net, path, codes = _exported(tmp_path, form)
+    model = compile_onnx(path)
+    direct = to_ir(net)
+    assert [layer.kind for layer in model.layers] == ["sam", "dense_mac", "argmax"]
+    assert model.in_type == direct.in_type == ir.TensorType("signed", 6)
+    for a, b in zip(model.layers[0].terms, direct.layers[0].terms):
+        assert np.array_equal(a.keep, b.keep) and np.array_equal(a.weights, b.weights)
+        assert np.array_equal(a.fill, b.fill) and (a.reduce, a.sign) == (b.reduce, b.sign)
+    assert np.array_equal(model.layers[1].weights, direct.layers[1].weights)
+    assert np.array_equal(model.layers[1].bias, direct.layers[1].bias)
+    assert np.array_equal(golden.run(model, codes.numpy())[:, 0], net(codes).argmax(1).numpy())
+
+
+def test_sam_onnx_refusals(tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    _, path, _ = _exported(tmp_path)
+    proto = onnx.load(str(path))
+    inits = {t.name: t for t in proto.graph.initializer}
+    w = numpy_helper.to_array(inits["sam_w"]).copy()
+    w[0, 0, 0] = np.inf                      # +inf in a max term would always be selected
+    inits["sam_w"].CopyFrom(numpy_helper.from_array(w, "sam_w"))
+    with pytest.raises(CompileError, match="a pruned entry of a max term is -inf"):
+        compile_onnx(proto)
+    w[0, 0, 0] = 0.01                        # off the input grid (step 1/16)
+    inits["sam_w"].CopyFrom(numpy_helper.from_array(w, "sam_w"))
+    with pytest.raises(CompileError, match="not a multiple of the input step"):
+        compile_onnx(proto)
