@@ -5,15 +5,24 @@ order, the element being the low ``in_bits`` bits of the byte (two's complement 
 element types, so ``-1`` is sent as ``0xff``); receive one byte, the class index. A vector
 whose bytes stop arriving for ``idle_timeout`` (0.1 s) is discarded, so a host can always
 resynchronize by pausing.
+
+A core whose ``i_stream`` takes one element per transfer (its payload is ``in_bits`` wide,
+e.g. a pipeline starting with a sparse SAM engine) gets each byte as it arrives and no vector
+register is built; a discarded vector is then completed with zero elements and its result
+byte is dropped instead of sent.
 """
 
-from amaranth.hdl import Cat, Elaboratable, Module, Signal, Value
+from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal, Value
 from amaranth.build import ResourceError
 from amaranth.lib import io
+from amaranth.lib.fifo import SyncFIFO
 
 from .uart import UartRx, UartTx
 
-__all__ = ["UartWrapper"]
+__all__ = ["UartWrapper", "DROP_FIFO_DEPTH"]
+
+#: Vectors a serial-input core may hold at once (each waits with a drop flag for its result).
+DROP_FIFO_DEPTH = 16
 
 
 class UartWrapper(Elaboratable):
@@ -70,9 +79,11 @@ class UartWrapper(Elaboratable):
         if idle_timeout <= 0:
             raise ValueError(f"idle_timeout must be positive, not {idle_timeout!r}")
         in_width = len(Value.cast(core.i_stream.payload))
-        if in_width != n_in * in_bits:
+        self.serial = in_width == in_bits and n_in > 1
+        if in_width != n_in * in_bits and not self.serial:
             raise ValueError(f"core i_stream payload is {in_width} bits, not n_in * in_bits = "
-                             f"{n_in} * {in_bits} = {n_in * in_bits}")
+                             f"{n_in} * {in_bits} = {n_in * in_bits} (nor in_bits = {in_bits}, "
+                             "one element per transfer)")
         out_width = len(Value.cast(core.o_stream.payload))
         if out_width != out_bits:
             raise ValueError(f"core o_stream payload is {out_width} bits, not out_bits = "
@@ -114,6 +125,9 @@ class UartWrapper(Elaboratable):
                 m.d.comb += led_buffer.o.eq(self.led)
 
         m.d.comb += [uart_rx.rx.eq(self.rx), self.tx.eq(uart_tx.tx)]
+        if self.serial:
+            self._serial(m, core, uart_rx, uart_tx)
+            return m
 
         vector = Signal(self.n_in * self.in_bits)
         vector_valid = Signal()
@@ -151,3 +165,43 @@ class UartWrapper(Elaboratable):
         ]
 
         return m
+
+    def _serial(self, m, core, uart_rx, uart_tx) -> None:
+        """Bytes straight to a serial core; a stalled vector is padded with zeros and its result
+        dropped (a FIFO of one flag per vector in flight says which results to drop)."""
+        m.submodules.drops = drops = SyncFIFO(width=1, depth=DROP_FIFO_DEPTH)
+        count = Signal(range(self.n_in))
+        idle_timer = Signal(range(self.idle_cycles + 1))
+        padding = Signal()
+        last = count == self.n_in - 1
+        # a vector's first element waits until its drop flag has room
+        can_send = (count != 0) | drops.w_rdy
+        taken = core.i_stream.valid & core.i_stream.ready
+        m.d.comb += [
+            core.i_stream.payload.as_value().eq(
+                Mux(padding, 0, uart_rx.o_stream.payload[:self.in_bits])),
+            core.i_stream.valid.eq(can_send & (padding | uart_rx.o_stream.valid)),
+            uart_rx.o_stream.ready.eq(can_send & ~padding & core.i_stream.ready),
+            drops.w_en.eq(taken & last),
+            drops.w_data.eq(padding),
+            self.led.eq(idle_timer != 0),
+        ]
+        with m.If(taken):
+            m.d.sync += count.eq(Mux(last, 0, count + 1))
+            with m.If(last):
+                m.d.sync += padding.eq(0)
+        with m.If(taken & ~padding):
+            m.d.sync += idle_timer.eq(self.idle_cycles)
+        with m.Elif(idle_timer != 0):
+            m.d.sync += idle_timer.eq(idle_timer - 1)
+        with m.Elif((count != 0) & ~padding):
+            m.d.sync += padding.eq(1)
+
+        # results leave in vector order; a padded vector's result is taken and not sent
+        drop = drops.r_rdy & drops.r_data
+        m.d.comb += [
+            uart_tx.i_stream.payload.eq(core.o_stream.payload),
+            uart_tx.i_stream.valid.eq(core.o_stream.valid & drops.r_rdy & ~drops.r_data),
+            core.o_stream.ready.eq(drops.r_rdy & (drop | uart_tx.i_stream.ready)),
+            drops.r_en.eq(core.o_stream.valid & core.o_stream.ready),
+        ]

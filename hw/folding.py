@@ -42,7 +42,7 @@ import numpy as np
 from hwgen.hw.engines import WEIGHT_MODES, branch_split, shift_digits
 from hwgen.sw import ir
 
-__all__ = ["Folding", "Resources", "DoesNotFitError", "estimate", "ESTIMATORS",
+__all__ = ["Folding", "Resources", "DoesNotFitError", "estimate", "ESTIMATORS", "SPARSE",
            "check_folding", "fold_steps", "candidates", "choose_folding"]
 
 EBR_BITS = 4096
@@ -59,6 +59,10 @@ SHIFT_FOLDED_ADDER_LCS = 1.0
 SHIFT_MERGED_ADDRESS_BITS = 3
 
 
+#: The weight mode of the sparse SAM engine (entries walked from block RAM, serial streams).
+SPARSE = "sparse"
+
+
 class DoesNotFitError(ValueError):
     """No folding of the model fits the resource budget."""
 
@@ -71,8 +75,11 @@ class Folding:
     ``branch_folds`` spreads a ``dense_mbbn`` layer's M * K branches in time: 1 computes them
     all in parallel, M * K one per cycle; it divides M * K there and is 1 for every other kind.
     A ``multithreshold`` layer has ``pe`` elements per cycle and no synapse fold, so its
-    ``simd`` is 1; ``weights`` places its threshold ROM. Whether a folding suits a layer is
-    checked by :func:`check_folding` (and by the engines).
+    ``simd`` is 1; ``weights`` places its threshold ROM. ``weights = "sparse"`` (``sam`` layers
+    only, ``pe = simd = 1``) selects the sparse engine, which walks the kept entries from block
+    RAM one per cycle and takes and gives its vectors serially
+    (:class:`hwgen.hw.sam_sparse.SparseSAMEngine`). Whether a folding suits a layer is checked
+    by :func:`check_folding` (and by the engines).
     """
 
     pe: int = 1
@@ -85,8 +92,9 @@ class Folding:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        if self.weights not in WEIGHT_MODES:
-            raise ValueError(f"weights must be one of {WEIGHT_MODES}, not {self.weights!r}")
+        if self.weights not in WEIGHT_MODES + (SPARSE,):
+            raise ValueError(f"weights must be one of {WEIGHT_MODES + (SPARSE,)}, not "
+                             f"{self.weights!r}")
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,10 @@ def check_folding(layer: ir.Layer, folding: Folding) -> Folding:
                 f"not {folding.simd!r}")
     elif layer.n_in % folding.simd:
         bad(f"simd must divide the input count {layer.n_in}, not {folding.simd!r}")
+    if folding.weights == SPARSE and (layer.kind != ir.SAMLayer.kind or folding.pe != 1 or
+                                      folding.simd != 1):
+        bad(f"sparse weights are for sam layers with pe = simd = 1, not {layer.kind} with "
+            f"pe {folding.pe}, simd {folding.simd}")
     if layer.kind == ir.DenseMBBN.kind:
         branches = layer.m_bits * layer.k_bits
         if branches % folding.branch_folds:
@@ -132,6 +144,10 @@ def fold_steps(layer: ir.Layer, folding: Folding) -> int:
     check_folding(layer, folding)
     if layer.kind == ir.MultiThresholdLayer.kind:
         return layer.n_out // folding.pe
+    if folding.weights == SPARSE:
+        from hwgen.hw.sam_sparse import sam_entries
+        # the load of the serial input, then one entry per cycle
+        return layer.n_in + len(sam_entries(layer)[0])
     return (layer.n_out // folding.pe) * (layer.n_in // folding.simd) * folding.branch_folds
 
 
@@ -396,8 +412,9 @@ def candidates(layer: ir.Layer) -> list[Folding]:
     if layer.kind == ir.MultiThresholdLayer.kind:
         return [Folding(pe, 1, mode) for pe, mode in itertools.product(pes, modes)]
     bfs = _divisors(layer.m_bits * layer.k_bits) if layer.kind == ir.DenseMBBN.kind else [1]
+    sparse = [Folding(1, 1, SPARSE)] if layer.kind == ir.SAMLayer.kind else []
     return [Folding(pe, simd, mode, bf) for pe, simd, mode, bf in
-            itertools.product(pes, _divisors(layer.n_in), modes, bfs)]
+            itertools.product(pes, _divisors(layer.n_in), modes, bfs)] + sparse
 
 
 def _priced(layer, in_type) -> list[tuple[Folding, int, Resources]]:
@@ -416,8 +433,13 @@ def _cheapest(priced, max_steps: int) -> list[tuple[Folding, Resources]]:
     return list(best.values())
 
 
-def choose_folding(model: ir.Model, *, lc_budget: int, ebr_budget: int) -> dict[str, Folding]:
+def choose_folding(model: ir.Model, *, lc_budget: int, ebr_budget: int,
+                   input_register_lcs: int = 0) -> dict[str, Folding]:
     """The fastest folding of ``model`` whose estimate fits both budgets.
+
+    ``input_register_lcs`` is charged to every folding of the first layer that takes its input
+    as a whole vector (the register that gathers it in front of the pipeline), and not to a
+    sparse one, which takes it one element at a time.
 
     The pipeline runs at the pace of its slowest layer, so every layer gets the cheapest
     folding no slower than a common step count, the smallest one that fits. Between weights
@@ -429,6 +451,8 @@ def choose_folding(model: ir.Model, *, lc_budget: int, ebr_budget: int) -> dict[
     layers, types = model.layers, model.types()
     # each candidate is priced once: multi-branch layers have many (branch folds)
     priced = [_priced(layer, t) for layer, t in zip(layers, types)]
+    priced[0] = [(f, steps, r if f.weights == SPARSE else r + Resources(input_register_lcs))
+                 for f, steps, r in priced[0]]
     targets = sorted({steps for p in priced for _, steps, _ in p})
     for target in targets:
         options = [_cheapest(p, target) for p in priced]

@@ -7,8 +7,9 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.hw.engines import ENGINES, vector_layout
+from hwgen.hw.engines import ENGINES, element_shape, vector_layout
 from hwgen.hw.folding import Folding
+from hwgen.hw.serial import Deserializer, Serializer, is_serial
 from hwgen.sw import ir
 
 __all__ = ["Pipeline", "to_verilog"]
@@ -27,9 +28,14 @@ class Pipeline(wiring.Component):
     Members
     -------
     i_stream : ``In(stream.Signature(ArrayLayout(in_shape, model.n_in)))``
-        One input vector of the model's ``in_type`` per transfer.
+        One input vector of the model's ``in_type`` per transfer; one element per transfer
+        (``ArrayLayout(in_shape, 1)``) when :attr:`serial_in`.
     o_stream : ``Out(stream.Signature(ArrayLayout(out_shape, model.n_out)))``
-        The final layer's output vector.
+        The final layer's output vector (one element per transfer when :attr:`serial_out`).
+    serial_in, serial_out : bool
+        The first engine takes its vector serially, the last one gives it serially. Between
+        engines, a :class:`~hwgen.hw.serial.Serializer` or :class:`~hwgen.hw.serial.Deserializer`
+        joins a vector side to a serial one.
 
     Latency and throughput in cycles are :attr:`latency` and :attr:`interval`.
     """
@@ -45,9 +51,22 @@ class Pipeline(wiring.Component):
         self.model = model
         self.engines = [ENGINES[layer.kind](layer, t, folding[layer.name])
                         for layer, t in zip(model.layers, types)]
+        self.serial_in = is_serial(self.engines[0], "in")
+        self.serial_out = is_serial(self.engines[-1], "out")
+        # an adapter where a serial side meets a vector side: (index of the downstream engine,
+        # adapter), for the input of engine k from engine k - 1
+        self.adapters = []
+        for k, (up, down) in enumerate(zip(self.engines, self.engines[1:]), start=1):
+            shape, n = element_shape(types[k]), model.layers[k].n_in
+            if is_serial(up, "out") and not is_serial(down, "in"):
+                self.adapters.append((k, Deserializer(shape, n)))
+            elif not is_serial(up, "out") and is_serial(down, "in"):
+                self.adapters.append((k, Serializer(shape, n)))
         super().__init__({
-            "i_stream": In(stream.Signature(vector_layout(model.in_type, model.n_in))),
-            "o_stream": Out(stream.Signature(vector_layout(types[-1], model.n_out))),
+            "i_stream": In(stream.Signature(
+                vector_layout(model.in_type, 1 if self.serial_in else model.n_in))),
+            "o_stream": Out(stream.Signature(
+                vector_layout(types[-1], 1 if self.serial_out else model.n_out))),
         })
 
     @property
@@ -57,7 +76,7 @@ class Pipeline(wiring.Component):
         Each engine takes its next vector while its output waits, so the slowest engine
         sets the pace.
         """
-        return max(e.interval for e in self.engines)
+        return max([e.interval for e in self.engines] + [a.n for _, a in self.adapters])
 
     @property
     def latency(self) -> int:
@@ -65,15 +84,22 @@ class Pipeline(wiring.Component):
 
         An engine hands its output on in the cycle it becomes valid, so latencies add.
         """
-        return sum(e.latency for e in self.engines)
+        return sum(e.latency for e in self.engines) + sum(a.n + 1 for _, a in self.adapters)
 
     def elaborate(self, platform) -> Module:
         m = Module()
         for i, (layer, engine) in enumerate(zip(self.model.layers, self.engines)):
             m.submodules[f"l{i}_{layer.kind}"] = engine
         wiring.connect(m, wiring.flipped(self.i_stream), self.engines[0].i_stream)
-        for upstream, downstream in zip(self.engines, self.engines[1:]):
-            wiring.connect(m, upstream.o_stream, downstream.i_stream)
+        adapters = dict(self.adapters)
+        for k, (upstream, downstream) in enumerate(zip(self.engines, self.engines[1:]), start=1):
+            if k in adapters:
+                adapter = adapters[k]
+                m.submodules[f"l{k}_{type(adapter).__name__.lower()}"] = adapter
+                wiring.connect(m, upstream.o_stream, adapter.i_stream)
+                wiring.connect(m, adapter.o_stream, downstream.i_stream)
+            else:
+                wiring.connect(m, upstream.o_stream, downstream.i_stream)
         wiring.connect(m, self.engines[-1].o_stream, wiring.flipped(self.o_stream))
         return m
 

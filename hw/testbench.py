@@ -25,8 +25,9 @@ class StreamRun:
 
 def simulate_stream(dut, vectors, *, rng: np.random.Generator | None = None,
                     valid_prob: float = 1.0, ready_prob: float = 1.0,
-                    max_cycles: int = 100_000) -> StreamRun:
-    """Send ``vectors`` (lists of ints) through ``dut.i_stream``; collect ``dut.o_stream``.
+                    max_cycles: int = 100_000, n_outputs: int | None = None) -> StreamRun:
+    """Send ``vectors`` (lists of ints) through ``dut.i_stream``; collect ``dut.o_stream``
+    until ``n_outputs`` transfers (default one per vector; a serial stream has one per element).
 
     Before each vector the source idles while a draw exceeds ``valid_prob``; each cycle the
     sink is ready with probability ``ready_prob``. Raises AssertionError if an output payload
@@ -57,7 +58,7 @@ def simulate_stream(dut, vectors, *, rng: np.random.Generator | None = None,
     async def sink(ctx):
         held = None     # payload shown while not ready: must still be there next cycle
         cycle = 0
-        while len(run.outputs) < len(vectors):
+        while len(run.outputs) < (len(vectors) if n_outputs is None else n_outputs):
             assert cycle < max_cycles, f"only {len(run.outputs)} outputs in {max_cycles} cycles"
             ctx.set(o.ready, rng.random() < ready_prob)
             _, _, valid, ready, payload = await ctx.tick().sample(o.valid, o.ready, o.payload)

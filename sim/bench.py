@@ -47,7 +47,7 @@ class StreamBench:
     words : list of int
         Output payloads in arrival order.
     sent : int
-        Input vectors the design has accepted.
+        Input transfers the design has accepted (elements when the input is serial).
     cycles : int
         Clock cycles seen by the sink.
     violations : list of str
@@ -60,7 +60,11 @@ class StreamBench:
     def __init__(self, dut, config: dict):
         self.dut = dut
         self.config = config
-        self.inputs = pack(np.load(config["vectors"]), config["in_bits"], config["in_signed"])
+        vectors = np.load(config["vectors"])
+        self.serial = config.get("in_serial", False)
+        # a serial input takes each vector as its elements, one transfer each
+        self.inputs = pack(vectors.reshape(-1, 1) if self.serial else vectors, config["in_bits"],
+                           config["in_signed"])
         self.expected = np.load(config["expected"])
         self.stall = config["stall"]
         self.drive_rng = random.Random(f"{config['seed']}:drive")
@@ -78,7 +82,8 @@ class StreamBench:
         if missing:
             return (f"the design has no port {', '.join(missing)}; the contract's top has "
                     f"{', '.join(PORTS)}")
-        for side, n, bits in (("i", self.config["n_in"], self.config["in_bits"]),
+        n_in = 1 if self.serial else self.config["n_in"]
+        for side, n, bits in (("i", n_in, self.config["in_bits"]),
                               ("o", self.config["n_out"], self.config["out_bits"])):
             width = len(getattr(self.dut, f"{side}_stream__payload"))
             if width != n * bits:
@@ -159,7 +164,7 @@ class StreamBench:
             elif idle > max_idle_cycles:
                 self.error = (f"the design stopped producing outputs: none for {max_idle_cycles} "
                               f"cycles after {len(self.words)}/{n} outputs, "
-                              f"{self.sent}/{n} inputs accepted")
+                              f"{self.sent}/{len(self.inputs)} input transfers accepted")
                 return
             await RisingEdge(clk)
 

@@ -248,7 +248,7 @@ def _write_log(path: Path, result: VerifyResult, *, top: str, source: Path, conf
 def verify(verilog: str, *, top: str = "top", vectors, expected, in_bits: int, in_signed: bool,
            out_bits: int, out_signed: bool, n_out: int, build_dir, seed: int = 0,
            stall: float = 0.3, simulator: str = "verilator",
-           max_idle_cycles: int = 100_000) -> VerifyResult:
+           max_idle_cycles: int = 100_000, in_serial: bool = False) -> VerifyResult:
     """Stream every row of ``vectors`` through the design and compare its outputs to ``expected``.
 
     Parameters
@@ -270,6 +270,9 @@ def verify(verilog: str, *, top: str = "top", vectors, expected, in_bits: int, i
     max_idle_cycles : int
         The run fails if the design produces no output for this many cycles while outputs are
         still due.
+    in_serial : bool
+        The design takes its input one element per transfer (``i_stream__payload`` is
+        ``in_bits`` wide), element 0 first, instead of one vector per transfer.
 
     Returns a :class:`VerifyResult`; it does not raise on mismatches, only on bad arguments and
     on a failed build or simulator run.
@@ -302,6 +305,7 @@ def verify(verilog: str, *, top: str = "top", vectors, expected, in_bits: int, i
         "result": str(result_path), "n_in": vectors.shape[1], "in_bits": in_bits,
         "in_signed": in_signed, "n_out": n_out, "out_bits": out_bits, "out_signed": out_signed,
         "seed": seed, "stall": stall, "max_idle_cycles": max_idle_cycles,
+        "in_serial": bool(in_serial),
     }
     config_path = build_dir / "bench.json"
     config_path.write_text(json.dumps(config, indent=1))

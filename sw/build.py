@@ -83,10 +83,12 @@ def _load_vectors(path: Path, model: Model) -> np.ndarray:
 
 def folding_budget(model: Model, target) -> dict:
     """The share of ``target`` the pipeline may fill: 85 % of the logic cells (placement needs
-    slack) less the UART wrapper (its receive shift register holds one input vector), every EBR."""
-    wrapper_lcs = 120 + model.n_in * model.in_type.bits
-    return {"lc_budget": int(0.85 * target.resources["lcs"].total) - wrapper_lcs,
-            "ebr_budget": target.resources["ebr"].total}
+    slack) less the UART wrapper, every EBR. The wrapper's receive register holds one input
+    vector unless the first engine takes its input serially; that register is charged to the
+    first layer's vector foldings (``input_register_lcs`` of ``choose_folding``)."""
+    return {"lc_budget": int(0.85 * target.resources["lcs"].total) - 120,
+            "ebr_budget": target.resources["ebr"].total,
+            "input_register_lcs": model.n_in * model.in_type.bits}
 
 
 def _prepare_out(out: Path) -> None:
@@ -128,7 +130,7 @@ def build(onnx_path, *, target: str = "ice40", out, vectors=None, n_random: int 
         res = verify(verilog, top="top", vectors=x, expected=expected, in_bits=model.in_type.bits,
                      in_signed=model.in_type.kind == "signed", out_bits=out_t.bits,
                      out_signed=out_t.kind == "signed", n_out=model.n_out,
-                     build_dir=work / "sim", seed=seed)
+                     build_dir=work / "sim", seed=seed, in_serial=pipeline.serial_in)
         shutil.copy(res.log_path, work / "verify.log")
         if not res.passed:
             failed = out.with_name(out.name + ".failed")

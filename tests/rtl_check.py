@@ -20,13 +20,14 @@ def check_rtl(model, folding, x, build_dir, *, seed: int, max_declarations=MAX_D
     equals the golden model's and no stream rule broke. Returns the golden outputs."""
     expected = golden.run(model, x)
     out_type = model.types()[-1]
-    text = to_verilog(Pipeline(model, folding), name="top")
+    pipeline = Pipeline(model, folding)
+    text = to_verilog(pipeline, name="top")
     declarations = len(re.findall(r"^\s*(?:wire|reg)\b", text, re.M))
     assert declarations < max_declarations, f"{declarations} signals: a very slow Verilator build"
     res = verify(text, top="top", vectors=np.asarray(x), expected=expected,
                  in_bits=model.in_type.bits, in_signed=model.in_type.kind == "signed",
                  out_bits=out_type.bits, out_signed=out_type.kind == "signed", n_out=model.n_out,
-                 build_dir=build_dir, seed=seed, stall=0.3)
+                 build_dir=build_dir, seed=seed, stall=0.3, in_serial=pipeline.serial_in)
     print(f"{res.summary()}; build {res.build_seconds:.1f} s, {res.seconds:.1f} s in all, "
           f"{res.cycles} cycles; folding {folding}")
     assert res.n_vectors == len(x)

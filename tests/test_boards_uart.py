@@ -10,6 +10,7 @@ from amaranth.sim import Simulator
 
 from hwgen.boards.uart import UartRx, UartTx, bit_cycles
 from hwgen.boards.wrapper import UartWrapper
+from hwgen.hw.serial import Deserializer
 
 # 16 cycles per bit keeps the simulations short; the board runs 12 MHz / 115200 = 104.
 CLK_FREQ = 1_600_000
@@ -217,13 +218,34 @@ def to_bytes(vector):
     return [int(v) & 0xFF for v in vector]
 
 
-def rtl_wrapper(vectors, *, shape, idle_timeout=0.1, partial=()):
-    """Class bytes the wrapped ArgMaxCore sends back for ``vectors``, sent one after another.
+class SerialArgMaxCore(wiring.Component):
+    """Test core taking one element per transfer: a Deserializer, then an ArgMaxCore."""
+
+    def __init__(self, *, n: int, shape):
+        self.n, self.shape = n, shape
+        super().__init__({
+            "i_stream": In(stream.Signature(data.ArrayLayout(shape, 1))),
+            "o_stream": Out(stream.Signature(range(n))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.gather = gather = Deserializer(self.shape, self.n)
+        m.submodules.argmax = argmax = ArgMaxCore(n=self.n, shape=self.shape)
+        wiring.connect(m, wiring.flipped(self.i_stream), gather.i_stream)
+        wiring.connect(m, gather.o_stream, argmax.i_stream)
+        wiring.connect(m, argmax.o_stream, wiring.flipped(self.o_stream))
+        return m
+
+
+def rtl_wrapper(vectors, *, shape, idle_timeout=0.1, partial=(), serial=False):
+    """Class bytes the wrapped ArgMaxCore (or, ``serial``, SerialArgMaxCore) sends back for
+    ``vectors``, sent one after another.
 
     ``partial`` bytes are sent first, followed by a pause longer than ``idle_timeout``.
     """
     n = len(vectors[0])
-    core = ArgMaxCore(n=n, shape=shape)
+    core = (SerialArgMaxCore if serial else ArgMaxCore)(n=n, shape=shape)
     dut = UartWrapper(core, n_in=n, in_bits=shape.width, out_bits=(n - 1).bit_length(),
                       clk_freq=CLK_FREQ, baud=BAUD, idle_timeout=idle_timeout)
     cycles = bit_cycles(CLK_FREQ, BAUD)
@@ -262,6 +284,16 @@ def test_wrapper_unsigned_argmax_resynchronizes():
     vectors = list(rng.integers(0, 8, (4, 8)))
     assert rtl_wrapper(vectors, shape=shape, idle_timeout=1e-4,
                        partial=[7, 7, 7]) == ref_argmax(vectors)
+
+
+@pytest.mark.parametrize("partial", [(), (3, 1, 2)])
+def test_wrapper_feeds_a_serial_core_and_drops_a_padded_vector(partial):
+    shape = signed(4)
+    rng = np.random.default_rng(6)
+    vectors = [np.full(6, -8), *rng.integers(-8, 8, (4, 6))]
+    # the partial vector is completed with zeros; its result byte must not reach the host
+    got = rtl_wrapper(vectors, shape=shape, idle_timeout=1e-4, partial=partial, serial=True)
+    assert got == ref_argmax(vectors)
 
 
 def test_wrapper_checks_core_widths():
