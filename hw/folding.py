@@ -43,6 +43,7 @@ from hwgen.hw.engines import WEIGHT_MODES, branch_split, shift_digits
 from hwgen.sw import ir
 
 __all__ = ["Folding", "Resources", "DoesNotFitError", "estimate", "ESTIMATORS", "SPARSE",
+           "SERIAL", "serial_sides",
            "check_folding", "fold_steps", "candidates", "choose_folding"]
 
 EBR_BITS = 4096
@@ -61,6 +62,13 @@ SHIFT_MERGED_ADDRESS_BITS = 3
 
 #: The weight mode of the sparse SAM engine (entries walked from block RAM, serial streams).
 SPARSE = "sparse"
+#: The weight mode of the serial-input MAC engine (a column of weights per input element).
+SERIAL = "serial"
+
+
+def serial_sides(f: "Folding") -> tuple[bool, bool]:
+    """Whether a layer folded by ``f`` takes its input, and gives its output, serially."""
+    return f.weights in (SPARSE, SERIAL), f.weights == SPARSE
 
 
 class DoesNotFitError(ValueError):
@@ -92,8 +100,8 @@ class Folding:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        if self.weights not in WEIGHT_MODES + (SPARSE,):
-            raise ValueError(f"weights must be one of {WEIGHT_MODES + (SPARSE,)}, not "
+        if self.weights not in WEIGHT_MODES + (SPARSE, SERIAL):
+            raise ValueError(f"weights must be one of {WEIGHT_MODES + (SPARSE, SERIAL)}, not "
                              f"{self.weights!r}")
 
 
@@ -127,6 +135,10 @@ def check_folding(layer: ir.Layer, folding: Folding) -> Folding:
                                       folding.simd != 1):
         bad(f"sparse weights are for sam layers with pe = simd = 1, not {layer.kind} with "
             f"pe {folding.pe}, simd {folding.simd}")
+    if folding.weights == SERIAL and (layer.kind != ir.DenseMAC.kind or folding.simd != 1 or
+                                      layer.threshold is not None):
+        bad(f"serial weights are for dense_mac layers without a threshold and with simd = 1, "
+            f"not {layer.kind} with simd {folding.simd}")
     if layer.kind == ir.DenseMBBN.kind:
         branches = layer.m_bits * layer.k_bits
         if branches % folding.branch_folds:
@@ -148,6 +160,8 @@ def fold_steps(layer: ir.Layer, folding: Folding) -> int:
         from hwgen.hw.sam_sparse import sam_entries
         # the load of the serial input, then one entry per cycle
         return layer.n_in + len(sam_entries(layer)[0])
+    if folding.weights == SERIAL:
+        return layer.n_in * (layer.n_out // folding.pe + 1)
     return (layer.n_out // folding.pe) * (layer.n_in // folding.simd) * folding.branch_folds
 
 
@@ -413,6 +427,8 @@ def candidates(layer: ir.Layer) -> list[Folding]:
         return [Folding(pe, 1, mode) for pe, mode in itertools.product(pes, modes)]
     bfs = _divisors(layer.m_bits * layer.k_bits) if layer.kind == ir.DenseMBBN.kind else [1]
     sparse = [Folding(1, 1, SPARSE)] if layer.kind == ir.SAMLayer.kind else []
+    if layer.kind == ir.DenseMAC.kind and layer.threshold is None:
+        sparse += [Folding(pe, 1, SERIAL) for pe in pes]
     return [Folding(pe, simd, mode, bf) for pe, simd, mode, bf in
             itertools.product(pes, _divisors(layer.n_in), modes, bfs)] + sparse
 
@@ -431,6 +447,16 @@ def _cheapest(priced, max_steps: int) -> list[tuple[Folding, Resources]]:
                                                          best[f.weights][1].ebr):
                 best[f.weights] = (f, r)
     return list(best.values())
+
+
+def _total(combo, layers, types) -> Resources:
+    """A combination's cost: its layers, and a register of the vector wherever a serial side
+    meets a vector side (a Serializer or Deserializer holds it)."""
+    total = sum((r for _, r in combo), Resources())
+    for k in range(1, len(combo)):
+        if serial_sides(combo[k - 1][0])[1] != serial_sides(combo[k][0])[0]:
+            total += Resources(layers[k].n_in * types[k].bits)
+    return total
 
 
 def choose_folding(model: ir.Model, *, lc_budget: int, ebr_budget: int,
@@ -459,10 +485,10 @@ def choose_folding(model: ir.Model, *, lc_budget: int, ebr_budget: int,
         if any(not o for o in options):
             continue
         fitting = [combo for combo in itertools.product(*options)
-                   if sum((r for _, r in combo), Resources()).fits(lc_budget=lc_budget,
-                                                                  ebr_budget=ebr_budget)]
+                   if _total(combo, layers, types).fits(lc_budget=lc_budget,
+                                                        ebr_budget=ebr_budget)]
         if fitting:
-            combo = min(fitting, key=lambda c: sum(r.lcs for _, r in c))
+            combo = min(fitting, key=lambda c: _total(c, layers, types).lcs)
             return {layer.name: f for layer, (f, _) in zip(layers, combo)}
     slowest = [min((r for _, r in _cheapest(p, targets[-1])), key=lambda r: r.lcs)
                for p in priced]
