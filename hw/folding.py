@@ -83,10 +83,12 @@ class Folding:
     ``branch_folds`` spreads a ``dense_mbbn`` layer's M * K branches in time: 1 computes them
     all in parallel, M * K one per cycle; it divides M * K there and is 1 for every other kind.
     A ``multithreshold`` layer has ``pe`` elements per cycle and no synapse fold, so its
-    ``simd`` is 1; ``weights`` places its threshold ROM. ``weights = "sparse"`` (``sam`` layers
-    only, ``pe = simd = 1``) selects the sparse engine, which walks the kept entries from block
-    RAM one per cycle and takes and gives its vectors serially
-    (:class:`hwgen.hw.sam_sparse.SparseSAMEngine`). Whether a folding suits a layer is checked
+    ``simd`` is 1; ``weights`` places its threshold ROM. ``weights = "sparse"`` (``sam`` and
+    unthresholded ``dense_mac`` layers, ``pe = simd = 1``) selects a sparse engine, which walks
+    the kept entries (nonzero weights) from block RAM one per cycle and takes and gives its
+    vectors serially (:mod:`hwgen.hw.sam_sparse`); ``weights = "serial"`` (unthresholded
+    ``dense_mac``, ``simd = 1``) takes the input serially and gives the sums as a vector
+    (:class:`hwgen.hw.mac_serial.SerialMACEngine`). Whether a folding suits a layer is checked
     by :func:`check_folding` (and by the engines).
     """
 
@@ -131,10 +133,11 @@ def check_folding(layer: ir.Layer, folding: Folding) -> Folding:
                 f"not {folding.simd!r}")
     elif layer.n_in % folding.simd:
         bad(f"simd must divide the input count {layer.n_in}, not {folding.simd!r}")
-    if folding.weights == SPARSE and (layer.kind != ir.SAMLayer.kind or folding.pe != 1 or
-                                      folding.simd != 1):
-        bad(f"sparse weights are for sam layers with pe = simd = 1, not {layer.kind} with "
-            f"pe {folding.pe}, simd {folding.simd}")
+    if folding.weights == SPARSE and (
+            layer.kind not in (ir.SAMLayer.kind, ir.DenseMAC.kind) or folding.pe != 1 or
+            folding.simd != 1 or getattr(layer, "threshold", None) is not None):
+        bad(f"sparse weights are for sam layers and dense_mac layers without a threshold, with "
+            f"pe = simd = 1, not {layer.kind} with pe {folding.pe}, simd {folding.simd}")
     if folding.weights == SERIAL and (layer.kind != ir.DenseMAC.kind or folding.simd != 1 or
                                       layer.threshold is not None):
         bad(f"serial weights are for dense_mac layers without a threshold and with simd = 1, "
@@ -157,9 +160,10 @@ def fold_steps(layer: ir.Layer, folding: Folding) -> int:
     if layer.kind == ir.MultiThresholdLayer.kind:
         return layer.n_out // folding.pe
     if folding.weights == SPARSE:
-        from hwgen.hw.sam_sparse import sam_entries
+        from hwgen.hw.sam_sparse import mac_entries, sam_entries
         # the load of the serial input, then one entry per cycle
-        return layer.n_in + len(sam_entries(layer)[0])
+        entries = (sam_entries if layer.kind == ir.SAMLayer.kind else mac_entries)(layer)
+        return layer.n_in + len(entries[0])
     if folding.weights == SERIAL:
         return layer.n_in * (layer.n_out // folding.pe + 1)
     return (layer.n_out // folding.pe) * (layer.n_in // folding.simd) * folding.branch_folds
@@ -428,7 +432,7 @@ def candidates(layer: ir.Layer) -> list[Folding]:
     bfs = _divisors(layer.m_bits * layer.k_bits) if layer.kind == ir.DenseMBBN.kind else [1]
     sparse = [Folding(1, 1, SPARSE)] if layer.kind == ir.SAMLayer.kind else []
     if layer.kind == ir.DenseMAC.kind and layer.threshold is None:
-        sparse += [Folding(pe, 1, SERIAL) for pe in pes]
+        sparse += [Folding(1, 1, SPARSE)] + [Folding(pe, 1, SERIAL) for pe in pes]
     return [Folding(pe, simd, mode, bf) for pe, simd, mode, bf in
             itertools.product(pes, _divisors(layer.n_in), modes, bfs)] + sparse
 

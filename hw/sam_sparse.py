@@ -22,6 +22,12 @@ consumer stalls the walk and nothing is lost.
 
 No multiplier: one adder (x + w), one comparator and multiplexer per reduction (max and min,
 selected by the term), one adder for the signed sum.
+
+:class:`SparseMACEngine` is the same walk for a pruned ``dense_mac`` layer: its entries are the
+nonzero weights (a pruned weight is absent, not a stored zero), a row's bias is a fill entry at
+its start, the candidate is the product ``x_i * w`` (one multiplier, an SB_MAC16 when wide
+enough) and the group reduces by sum. The two engines differ only in that operation, which is
+what the cost comparison of seed 002's Table I measures.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from amaranth.lib.wiring import In, Out
 from hwgen.hw.engines import element_shape
 from hwgen.sw import ir
 
-__all__ = ["SparseSAMEngine", "sam_entries", "FIFO_DEPTH"]
+__all__ = ["SparseSAMEngine", "SparseMACEngine", "sam_entries", "mac_entries", "FIFO_DEPTH"]
 
 #: Output FIFO depth; entries are issued while at most ``FIFO_DEPTH - 3`` outputs wait.
 FIFO_DEPTH = 4
@@ -67,6 +73,25 @@ def sam_entries(layer: ir.SAMLayer) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return tuple(np.array(a, dtype=np.int64) for a in (index, value, last, fill))
 
 
+def mac_entries(layer: ir.DenseMAC) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The entry list of a ``dense_mac`` layer, as :func:`sam_entries`: per output, a fill
+    entry holding the bias when it is not 0 (or when the row has no nonzero weight), then
+    every nonzero weight by input index."""
+    index, value, last, fill = [], [], [], []
+    for j in range(layer.n_out):
+        cols = np.flatnonzero(layer.weights[j])
+        head = int(layer.bias[j]) != 0 or len(cols) == 0
+        if head:
+            index.append(0)
+            value.append(int(layer.bias[j]))
+            fill.append(1)
+        index.extend(cols.tolist())
+        value.extend(layer.weights[j, cols].tolist())
+        fill.extend([0] * len(cols))
+        last.extend([0] * (head + len(cols) - 1) + [1])
+    return tuple(np.array(a, dtype=np.int64) for a in (index, value, last, fill))
+
+
 def _pack_entries(index, value, last, fill, index_bits: int, value_bits: int) -> list[int]:
     mask = (1 << value_bits) - 1
     return [int(i) | ((int(v) & mask) << index_bits) | (int(la) << (index_bits + value_bits))
@@ -74,16 +99,28 @@ def _pack_entries(index, value, last, fill, index_bits: int, value_bits: int) ->
             for i, v, la, f in zip(index, value, last, fill)]
 
 
-def _widths(layer: ir.SAMLayer, in_type: ir.TensorType, entries):
-    """(index bits, value bits, shape of x + w, shape of a partial signed sum) of the entries."""
+def _widths(layer, in_type: ir.TensorType, entries, reduce_sum: bool):
+    """(index bits, value bits, shape of a candidate and of a group's running value, shape of a
+    partial signed sum of groups) of the entries; a candidate is ``x + w`` (or ``x * w`` when
+    the groups are sums) or a fill."""
     _, value, _, fill = entries
-    sum_lo = int(np.where(fill == 1, value, value + in_type.lo).min())
-    sum_hi = int(np.where(fill == 1, value, value + in_type.hi).max())
+    if reduce_sum:
+        ends = np.stack([value * in_type.lo, value * in_type.hi])
+    else:
+        ends = np.stack([value + in_type.lo, value + in_type.hi])
+    cand_lo = int(np.where(fill == 1, value, ends.min(axis=0)).min())
+    cand_hi = int(np.where(fill == 1, value, ends.max(axis=0)).max())
     value_bits = ir.signed_bits(min(0, int(value.min())), max(0, int(value.max())))
+    if reduce_sum:
+        # a running sum: bounded by the sum of the row's largest magnitudes
+        mags = np.where(fill == 1, np.abs(value), np.abs(ends).max(axis=0))
+        reach = int(mags.sum())
+        group = signed(ir.signed_bits(-reach, reach))
+        return max(1, int(layer.n_in - 1).bit_length()), value_bits, group, group
     # a partial sum of signed terms: bounded by the sum of the terms' largest magnitudes
-    reach = max(abs(sum_lo), abs(sum_hi)) * len(layer.terms)
+    reach = max(abs(cand_lo), abs(cand_hi)) * len(layer.terms)
     return (max(1, int(layer.n_in - 1).bit_length()), value_bits,
-            signed(ir.signed_bits(sum_lo, sum_hi)), signed(ir.signed_bits(-reach, reach)))
+            signed(ir.signed_bits(cand_lo, cand_hi)), signed(ir.signed_bits(-reach, reach)))
 
 
 class SparseSAMEngine(wiring.Component):
@@ -114,18 +151,28 @@ class SparseSAMEngine(wiring.Component):
 
     def __init__(self, layer: ir.SAMLayer, *, in_type: ir.TensorType):
         if not in_type.is_integer:
-            raise ValueError(f"{layer.name}: a sam layer takes integer inputs, not "
+            raise ValueError(f"{layer.name}: a {layer.kind} layer takes integer inputs, not "
                              f"{in_type.kind}")
         self.layer, self.in_type = layer, in_type
         self.n_in, self.n_out = layer.n_in, layer.n_out
         self.out_type = layer.out_type(in_type)
-        self.entries = sam_entries(layer)
+        self.entries = self.make_entries(layer)
         self.n_entries = len(self.entries[0])
         super().__init__({
             "i_stream": In(stream.Signature(data.ArrayLayout(element_shape(in_type), 1))),
             "o_stream": Out(stream.Signature(data.ArrayLayout(element_shape(self.out_type),
                                                               1))),
         })
+
+    #: (reduce, sign) of each group of an output, in order
+    def groups(self) -> list[tuple[str, int]]:
+        return [(t.reduce, t.sign) for t in self.layer.terms]
+
+    make_entries = staticmethod(sam_entries)
+
+    def candidate(self, x, value):
+        """eq. 5's sum of an input and a weight."""
+        return x + value
 
     @property
     def interval(self) -> int:
@@ -139,8 +186,11 @@ class SparseSAMEngine(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        layer, n_terms = self.layer, len(self.layer.terms)
-        index_bits, value_bits, sum_shape, acc_shape = _widths(layer, self.in_type, self.entries)
+        groups = self.groups()
+        n_terms = len(groups)
+        reduce_sum = groups[0][0] == "sum"
+        index_bits, value_bits, sum_shape, acc_shape = _widths(self.layer, self.in_type,
+                                                               self.entries, reduce_sum)
         x_shape = element_shape(self.in_type)
         out_shape = element_shape(self.out_type)
 
@@ -197,20 +247,24 @@ class SparseSAMEngine(wiring.Component):
                      c_last.eq(word[index_bits + value_bits]),
                      c_fill.eq(word[index_bits + value_bits + 1])]
 
-        # stage C: reduce x_i + w (or the fill) into the group's running max / min (eq. 5)
+        # stage C: reduce x_i + w (or x_i * w, or the fill) into the group's running max / min
+        # (eq. 5) or sum
         x = x_read.data
         cand = Signal(sum_shape)
-        m.d.comb += cand.eq(Mux(c_fill, c_value, x + c_value))
+        m.d.comb += cand.eq(Mux(c_fill, c_value, self.candidate(x, c_value)))
         term = Signal(range(n_terms))
         first = Signal(init=1)              # this entry opens a group
         running = Signal(sum_shape)
         group = Signal(sum_shape)
-        is_max = Cat(*[Const(t.reduce == "max", 1) for t in layer.terms]).bit_select(term, 1)
-        better = Mux(is_max, cand > running, cand < running)
-        m.d.comb += group.eq(Mux(first | better, cand, running))
+        if reduce_sum:
+            m.d.comb += group.eq(Mux(first, 0, running) + cand)
+        else:
+            is_max = Cat(*[Const(r == "max", 1) for r, _ in groups]).bit_select(term, 1)
+            better = Mux(is_max, cand > running, cand < running)
+            m.d.comb += group.eq(Mux(first | better, cand, running))
         acc = Signal(acc_shape)
         signed_group = Signal(acc_shape)
-        is_neg = Cat(*[Const(t.sign < 0, 1) for t in layer.terms]).bit_select(term, 1)
+        is_neg = Cat(*[Const(sign < 0, 1) for _, sign in groups]).bit_select(term, 1)
         m.d.comb += signed_group.eq(Mux(is_neg, -group, group))
         total = Signal(acc_shape)
         m.d.comb += total.eq(Mux(term == 0, 0, acc) + signed_group)
@@ -227,14 +281,37 @@ class SparseSAMEngine(wiring.Component):
         return m
 
 
-def estimate_sparse_sam(layer: ir.SAMLayer, in_type: ir.TensorType) -> "Resources":
-    """iCE40 cost of :class:`SparseSAMEngine`: the entry ROM and the input RAM in EBRs, and a
-    datapath of registers, one adder, one comparator with its multiplexer and the signed sum."""
+class SparseMACEngine(SparseSAMEngine):
+    """Sparse folded ``dense_mac`` layer (:class:`hwgen.sw.ir.DenseMAC` without a threshold):
+    the walk of :class:`SparseSAMEngine` over :func:`mac_entries`, each candidate the product
+    ``x_i * w``, each output the sum of its entries (module docs). Same streams and timing.
+    """
+
+    make_entries = staticmethod(mac_entries)
+
+    def __init__(self, layer: ir.DenseMAC, *, in_type: ir.TensorType):
+        if layer.threshold is not None:
+            raise ValueError(f"{layer.name}: the sparse MAC engine emits sums; a thresholded "
+                             "dense_mac layer needs a vector engine")
+        super().__init__(layer, in_type=in_type)
+
+    def groups(self) -> list[tuple[str, int]]:
+        return [("sum", 1)]
+
+    def candidate(self, x, value):
+        return x * value
+
+
+def estimate_sparse_sam(layer, in_type: ir.TensorType) -> "Resources":
+    """iCE40 cost of :class:`SparseSAMEngine` (or of :class:`SparseMACEngine` for a
+    ``dense_mac`` layer): the entry ROM and the input RAM in EBRs, and a datapath of registers,
+    one adder, one comparator with its multiplexer (or a multiplier) and the signed sum."""
     from hwgen.hw.folding import Resources, _rom
 
-    entries = sam_entries(layer)
+    is_mac = layer.kind == ir.DenseMAC.kind
+    entries = (mac_entries if is_mac else sam_entries)(layer)
     n_entries = len(entries[0])
-    index_bits, value_bits, sum_shape, acc_shape = _widths(layer, in_type, entries)
+    index_bits, value_bits, sum_shape, acc_shape = _widths(layer, in_type, entries, is_mac)
     word = index_bits + value_bits + 2
     counter = max(1, int(max(layer.n_in, n_entries)).bit_length())
     out_bits = layer.out_type(in_type).bits
@@ -245,26 +322,26 @@ def estimate_sparse_sam(layer: ir.SAMLayer, in_type: ir.TensorType) -> "Resource
 
 
 def _register() -> None:
-    """Route ``sam`` layers folded with ``weights="sparse"`` to this engine and its estimate."""
+    """Route ``sam`` and ``dense_mac`` layers folded with ``weights="sparse"`` to these engines
+    and their estimate; other foldings go on to the vector engines registered before."""
     from hwgen.hw import folding
     from hwgen.hw.engines import ENGINES
 
-    parallel = ENGINES.get(ir.SAMLayer.kind)
-    parallel_cost = folding.ESTIMATORS.get(ir.SAMLayer.kind)
+    for kind, cls in ((ir.SAMLayer.kind, SparseSAMEngine), (ir.DenseMAC.kind, SparseMACEngine)):
+        vector, vector_cost = ENGINES.get(kind), folding.ESTIMATORS.get(kind)
 
-    def engine(layer, in_type, f):
-        if f.weights == folding.SPARSE or parallel is None:
-            folding.check_folding(layer, f)
-            return SparseSAMEngine(layer, in_type=in_type)
-        return parallel(layer, in_type, f)
+        def engine(layer, in_type, f, vector=vector, cls=cls):
+            if f.weights == folding.SPARSE or vector is None:
+                folding.check_folding(layer, f)
+                return cls(layer, in_type=in_type)
+            return vector(layer, in_type, f)
 
-    def cost(layer, in_type, f):
-        if f.weights == folding.SPARSE or parallel_cost is None:
-            return estimate_sparse_sam(layer, in_type)
-        return parallel_cost(layer, in_type, f)
+        def cost(layer, in_type, f, vector_cost=vector_cost):
+            if f.weights == folding.SPARSE or vector_cost is None:
+                return estimate_sparse_sam(layer, in_type)
+            return vector_cost(layer, in_type, f)
 
-    ENGINES[ir.SAMLayer.kind] = engine
-    folding.ESTIMATORS[ir.SAMLayer.kind] = cost
+        ENGINES[kind], folding.ESTIMATORS[kind] = engine, cost
 
 
 _register()

@@ -143,3 +143,28 @@ def test_sparse_folding_is_checked_priced_and_chosen_when_vectors_do_not_fit():
     # a 3000-cell input register leaves no room for any vector folding: the sparse one wins
     chosen = choose_folding(model, lc_budget=3500, ebr_budget=30, input_register_lcs=3000)
     assert chosen["sam"] == Folding(1, 1, SPARSE)
+
+
+@pytest.mark.parametrize("in_type", [S3, U4])
+def test_sparse_mac_engine_walks_only_nonzero_weights(in_type):
+    from hwgen.hw.sam_sparse import SparseMACEngine, mac_entries
+
+    rng = np.random.default_rng(in_type.bits)
+    w = np.where(rng.random((8, 13)) < 0.2, rng.integers(-128, 128, (8, 13)), 0)
+    w[3] = 0                                            # a row with no weight: its bias only
+    bias = rng.integers(-300, 300, 8)
+    bias[5] = 0
+    layer = ir.DenseMAC("fc", weights=w, bias=bias)
+    index, value, last, fill = mac_entries(layer)
+    assert len(index) == np.count_nonzero(w) + np.count_nonzero(bias) + (bias[3] == 0)
+    assert last.sum() == 8 and set(value[fill == 0]) <= set(w[w != 0].tolist())
+    engine = SparseMACEngine(layer, in_type=in_type)
+    x = rng.integers(in_type.lo, in_type.hi + 1, (30, 13))
+    expected = golden.run_layer(layer, x, in_type)
+    run = simulate_stream(engine, [[v] for v in x.ravel()], n_outputs=expected.size, rng=rng,
+                          valid_prob=0.7, ready_prob=0.5)
+    bits = engine.out_type.bits
+    got = np.array([o[0] for o in run.outputs], dtype=np.int64).reshape(expected.shape)
+    got = np.where(got >= 1 << (bits - 1), got - (1 << bits), got)
+    assert np.array_equal(got, expected)
+    assert "$mul" in rtlil.convert(engine, name="top", emit_src=False)
