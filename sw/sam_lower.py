@@ -38,7 +38,8 @@ from torch import nn
 from . import ir
 from .sam import FORMS, PrunedSAM, SAMLinear
 
-__all__ = ["InputGrid", "IntegerSAMNet", "integer_network", "to_ir"]
+__all__ = ["InputGrid", "IntegerSAMNet", "integer_network", "to_ir", "dense_mac_layer",
+           "power_of_two_step"]
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,26 @@ def _terms(hidden: SAMLinear | PrunedSAM, grid: InputGrid) -> list[_IntTerm]:
                     f"{type(hidden).__name__}")
 
 
+def power_of_two_step(largest: float, bits: int) -> float:
+    """The power-of-two step at or above ``largest / (2^(bits-1) - 1)``: symmetric ``bits``-bit
+    codes of values up to ``largest`` (see the module docs)."""
+    if not largest > 0:
+        raise ValueError("the weights are all zero")
+    return 2.0 ** math.ceil(math.log2(largest / ((1 << (bits - 1)) - 1)))
+
+
+def dense_mac_layer(linear: nn.Linear, grid: InputGrid, *, weight_bits: int = 8,
+                    name: str = "fc") -> ir.DenseMAC:
+    """``linear`` on ``grid``'s input codes as a ``dense_mac`` layer: weights ``round(W / t)``
+    (``t`` = :func:`power_of_two_step`), bias ``round(b / (s t))``; its accumulator is the
+    output in units of ``s t``. A pruned (zero) weight stays 0, so the sparse engine skips it."""
+    w = linear.weight.detach().double()
+    t = power_of_two_step(w.abs().max().item(), weight_bits)
+    b = linear.bias.detach().double() if linear.bias is not None else torch.zeros(len(w))
+    return ir.DenseMAC(name, weights=torch.round(w / t).to(torch.int64).numpy(),
+                       bias=torch.round(b / (grid.step * t)).to(torch.int64).numpy())
+
+
 def integer_network(hidden: SAMLinear | PrunedSAM, output: nn.Linear, *,
                     grid: InputGrid = InputGrid(), weight_bits: int = 8) -> IntegerSAMNet:
     """Quantize a SAM hidden layer and its output layer as the module docs say."""
@@ -165,10 +186,9 @@ def integer_network(hidden: SAMLinear | PrunedSAM, output: nn.Linear, *,
         raise ValueError(f"the output layer takes {output.in_features} inputs, the SAM layer "
                          f"gives {n_hidden}")
     v = output.weight.detach().double()
-    largest = v.abs().max().item()
-    if largest == 0:
+    if v.abs().max().item() == 0:
         raise ValueError("the output layer's weights are all zero")
-    scale = 2.0 ** math.ceil(math.log2(largest / ((1 << (weight_bits - 1)) - 1)))
+    scale = power_of_two_step(v.abs().max().item(), weight_bits)
     bias = output.bias.detach().double() if output.bias is not None else torch.zeros(len(v))
     return IntegerSAMNet(hidden.in_features, n_hidden, terms,
                          torch.round(v / scale).to(torch.int64),

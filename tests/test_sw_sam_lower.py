@@ -10,7 +10,7 @@ from hwgen.sw import golden, ir
 from hwgen.sw.compiler import CompileError, compile_onnx
 from hwgen.sw.export import export_onnx
 from hwgen.sw.sam import FORMS, ActivationCounts, SAMLinear, count_activations, prune
-from hwgen.sw.sam_lower import InputGrid, integer_network, to_ir
+from hwgen.sw.sam_lower import InputGrid, dense_mac_layer, integer_network, to_ir
 
 
 def _network(form, n_in=16, hidden=12, classes=4, seed=0):
@@ -141,3 +141,18 @@ def test_sam_onnx_refusals(tmp_path):
     inits["sam_w"].CopyFrom(numpy_helper.from_array(w, "sam_w"))
     with pytest.raises(CompileError, match="not a multiple of the input step"):
         compile_onnx(proto)
+
+
+def test_dense_mac_layer_keeps_pruned_weights_at_zero_and_scales_the_bias():
+    lin = nn.Linear(3, 2).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[0.0, 1.0, -0.26], [0.5, 0.0, 0.0]]))
+        lin.bias.copy_(torch.tensor([0.25, -1.0]))
+    grid = InputGrid(bits=8, clip=4.0)              # s = 1/32
+    layer = dense_mac_layer(lin, grid, weight_bits=4)  # t = 2^ceil(log2(1/7)) = 1/4
+    assert layer.weights.tolist() == [[0, 4, -1], [2, 0, 0]]
+    assert layer.bias.tolist() == [32, -128]        # b / (s t) = b * 128
+    x = torch.tensor([[3, -5, 7]])
+    acc = golden.run_layer(layer, x.numpy(), grid.type)
+    # exact where the weights are on the grid: W x s + b = acc * s * t
+    assert acc[0, 1] * grid.step / 4 == pytest.approx(0.5 * 3 / 32 - 1.0)
