@@ -4,6 +4,7 @@ The platform's own build plan (amaranth-boards) is used, so pin constraints, the
 constraint and the iCE40 power-on reset come from the board definition; the flow adds
 nextpnr's ``--report`` JSON and a yosys ``stat -json`` and runs the plan's commands one by one
 to show progress and to turn failures into :class:`DoesNotFitError` or :class:`FlowError`.
+On an iCE40 with DSP blocks, ``synth_ice40`` runs with ``-dsp`` (:func:`synth_overrides`).
 
 Tools are found as the platform build finds them, through ``YOSYS``, ``NEXTPNR_ICE40``,
 ``ICEPACK``, ... in the environment; where one is not set, the YoWASP build of the tool
@@ -22,11 +23,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .ooc import DSP_PRELUDE
 from .report import SynthReport, parse_nextpnr_log_utilisation
 from .targets import Target, get_target
 from .wrapper import UartWrapper
 
-__all__ = ["DoesNotFitError", "FlowError", "build"]
+__all__ = ["DoesNotFitError", "FlowError", "build", "synth_overrides"]
 
 DESIGN_NAME = "top"
 
@@ -137,7 +139,8 @@ def build(core, *, target: str | Target = "ice40", build_dir, n_in: int, in_bits
         plan = target.platform().prepare(
             wrapper, name=name,
             nextpnr_opts=f"--report {name}.nextpnr.json --timing-allow-fail",
-            script_after_synth=f"tee -q -o {name}.stat.json stat -json")
+            script_after_synth=f"tee -q -o {name}.stat.json stat -json",
+            **synth_overrides(target))
 
         work = Path(tempfile.mkdtemp(prefix=".build-", dir=build_dir))
         try:
@@ -172,6 +175,17 @@ def build(core, *, target: str | Target = "ice40", build_dir, n_in: int, in_bits
         warnings.warn(f"Fmax {report.fmax_mhz:.1f} MHz is below the {report.clock_mhz:g} MHz "
                       f"board clock: the bitstream will not run reliably", stacklevel=2)
     return report
+
+
+def synth_overrides(target: Target) -> dict:
+    """Platform build overrides for ``target``'s synthesis: for an iCE40 with DSP blocks (the
+    UP5K's SB_MAC16) ``synth_opts="-dsp"``, so that yosys maps multiplications (``$mul``) to
+    them, after :data:`~.ooc.DSP_PRELUDE` (which avoids a yosys crash with ``-dsp``); nothing
+    for a target without."""
+    dsps = target.resources.get("dsps")
+    if dsps is not None and dsps.total > 0 and dsps.nextpnr_type == "ICESTORM_DSP":
+        return {"synth_opts": "-dsp", "script_after_read": DSP_PRELUDE}
+    return {}
 
 
 def _tool_command(tool: str) -> str:

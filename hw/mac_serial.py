@@ -160,9 +160,10 @@ def estimate_serial_mac(layer: ir.DenseMAC, in_type: ir.TensorType, pe: int) -> 
     x_bits = element_shape(in_type).width
     acc_bits = layer.out_type(in_type).bits
     nfs = layer.n_out // pe
-    product = 0 if w_bits + x_bits >= DSP_MIN_PRODUCT_BITS else w_bits * x_bits
+    dsp = w_bits + x_bits >= DSP_MIN_PRODUCT_BITS
+    product = 0 if dsp else w_bits * x_bits
     lcs = 40 + x_bits * 2 + 2 * layer.n_out * acc_bits + pe * (acc_bits + product)
-    return Resources(lcs) + _rom(layer.n_in * nfs, pe * w_bits, "bram")
+    return Resources(lcs, dsp=pe if dsp else 0) + _rom(layer.n_in * nfs, pe * w_bits, "bram")
 
 
 def _register() -> None:

@@ -317,7 +317,13 @@ def estimate_sparse_sam(layer, in_type: ir.TensorType) -> "Resources":
     out_bits = layer.out_type(in_type).bits
     lcs = (24 + 2 * counter + value_bits + 3 + 4 * sum_shape.width + 3 * acc_shape.width
            + (FIFO_DEPTH + 1) * out_bits + 8)
-    return (Resources(lcs) + _rom(n_entries, word, "bram")
+    dsp = 0
+    if is_mac:
+        from hwgen.hw.mac import DSP_MIN_PRODUCT_BITS
+        product = value_bits + element_shape(in_type).width
+        dsp = int(product >= DSP_MIN_PRODUCT_BITS)
+        lcs += 0 if dsp else value_bits * element_shape(in_type).width
+    return (Resources(lcs, dsp=dsp) + _rom(n_entries, word, "bram")
             + _rom(layer.n_in, element_shape(in_type).width, "bram"))
 
 

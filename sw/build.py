@@ -83,12 +83,14 @@ def _load_vectors(path: Path, model: Model) -> np.ndarray:
 
 def folding_budget(model: Model, target) -> dict:
     """The share of ``target`` the pipeline may fill: 85 % of the logic cells (placement needs
-    slack) less the UART wrapper, every EBR. The wrapper's receive register holds one input
+    slack) less the UART wrapper, every EBR and DSP block. The wrapper's receive register holds one input
     vector unless the first engine takes its input serially; that register is charged to the
     first layer's vector foldings (``input_register_lcs`` of ``choose_folding``)."""
+    dsps = target.resources.get("dsps")
     return {"lc_budget": int(0.85 * target.resources["lcs"].total) - 120,
             "ebr_budget": target.resources["ebr"].total,
-            "input_register_lcs": model.n_in * model.in_type.bits}
+            "input_register_lcs": model.n_in * model.in_type.bits,
+            "dsp_budget": dsps.total if dsps is not None else 0}
 
 
 def _prepare_out(out: Path) -> None:

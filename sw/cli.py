@@ -46,11 +46,13 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--no-synth", action="store_true", help="stop after RTL verification")
 
     d = sub.add_parser("demo", help="train a network on digits, export it and build it")
-    d.add_argument("--family", default="binary", choices=("binary", "mbbn", "shift"),
-                   help="binary MLP (default), multi-branch binary MLP (seed 003) or "
-                        "power-of-two shift MLP trained with AQE (seed 004)")
-    d.add_argument("--bits", type=int, default=2, choices=range(1, 9), metavar="{1..8}",
-                   help="activation and weight bits of the mbbn and shift families (default 2)")
+    d.add_argument("--family", default="binary", choices=("binary", "mbbn", "shift", "sam"),
+                   help="binary MLP (default), multi-branch binary MLP (seed 003), "
+                        "power-of-two shift MLP trained with AQE (seed 004) or pruned "
+                        "Sum-and-Max network (seed 002)")
+    d.add_argument("--bits", type=int, default=None, choices=range(1, 9), metavar="{1..8}",
+                   help="activation and weight bits of the mbbn and shift families (default "
+                        "2); output-layer weight bits of the sam family (default 8)")
     d.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default demo/)")
     d.add_argument("--target", default="ice40", choices=sorted(TARGETS), help="the board")
     d.add_argument("--epochs", type=_positive, default=60, help="training epochs (default 60)")

@@ -10,7 +10,14 @@ test split added to the random verification vectors. The families:
   ``bits * bits`` xnor-popcount branches combined by shifts (eq. 8);
 * ``shift``: a MINW-Net MLP of ``bits``-bit power-of-two activations and weights (seed 004),
   trained with AQE (alpha from 1/2 to 1 over the first 80 % of the steps); its layers are
-  shift-accumulate (``dense_shift``) layers, add-subtract-skip at 2 bits, xnor at 1.
+  shift-accumulate (``dense_shift``) layers, add-subtract-skip at 2 bits, xnor at 1;
+* ``sam``: a Sum-and-Max hidden layer (seed 002, eq. 5) of ``hidden[0]`` outputs on the pixels,
+  then a dense layer to the classes. After training, every entry selected by fewer than
+  :data:`SAM_PRUNE_RATE` of the training images is removed (§III-D), and the network is
+  quantized to integers (:mod:`hwgen.sw.sam_lower`: pixels and SAM weights on a grid of step 1,
+  ``bits``-bit output weights, ``bits`` at least 2); its PyTorch inference is that integer
+  network. The hardware is a ``sam`` layer of adders and comparators, a ``dense_mac`` layer
+  and the argmax.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from . import golden
 from .build import BuildError, BuildResult, build
@@ -30,7 +38,12 @@ from .train import predict, train
 
 __all__ = ["demo", "DemoResult", "FAMILIES"]
 
-FAMILIES = ("binary", "mbbn", "shift")
+FAMILIES = ("binary", "mbbn", "shift", "sam")
+
+#: ``sam`` family: activation rate below which an entry is pruned (§III-D of seed 002).
+SAM_PRUNE_RATE = 0.03
+#: ``sam`` family: Adam learning rate and the spread of the initial SAM weights (pixels 0..16).
+SAM_LR, SAM_INIT_STD = 0.03, 4.0
 
 
 @dataclass
@@ -66,12 +79,45 @@ def _network(family: str, split, hidden, bits: int):
         net = MINWMLP(n_in, hidden, split.n_classes, in_max=int(split.x_train.max()),
                       act_bits=bits, weight_bits=bits, estimator=AQE(0.5))
         return net, f"{bits}-bit power-of-two MINW-Net MLP (AQE)"
+    if family == "sam":
+        from torch import nn
+
+        from .sam import SAMLinear
+
+        if bits < 2:
+            raise ValueError(f"--bits (the output layer's weight bits) must be at least 2, "
+                             f"not {bits}")
+        net = nn.Sequential(SAMLinear(n_in, hidden[0], init_std=SAM_INIT_STD),
+                            nn.Linear(hidden[0], split.n_classes))
+        return net, f"SAM network ({hidden[0]} Sum-and-Max outputs, pruned, {bits}-bit output)"
     raise ValueError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
 
 
-def demo(*, out, target: str = "ice40", family: str = "binary", bits: int = 2, epochs: int = 60,
-         hidden=(128, 128), seed: int = 0, synth: bool = True, log=print) -> DemoResult:
+def _sam_integer(net, split, bits: int, log):
+    """Prune the trained SAM network by activation rate and quantize it to integers."""
+    import torch
+
+    from .sam import count_activations, prune
+    from .sam_lower import InputGrid, integer_network
+
+    x_train = torch.as_tensor(split.x_train, dtype=torch.float32)
+    pruned = prune(net[0], count_activations(net[0], x_train), SAM_PRUNE_RATE)
+    # step 1: the pixels are their own codes, and the weights round to integers
+    grid = InputGrid(bits=max(2, int(split.x_train.max()).bit_length() + 1),
+                     clip=float(1 << max(1, int(split.x_train.max()).bit_length())))
+    log(f"pruned the SAM layer to {pruned.n_params} of "
+        f"{sum(w.numel() for w in net[0].term_weights())} entries")
+    return integer_network(pruned, net[-1], grid=grid, weight_bits=bits), grid
+
+
+def demo(*, out, target: str = "ice40", family: str = "binary", bits: int | None = None,
+         epochs: int = 60, hidden=(128, 128), seed: int = 0, synth: bool = True,
+         log=print) -> DemoResult:
+    """Train, export, check and build one family (module docs); ``bits`` defaults to 8 for
+    ``sam`` and 2 otherwise."""
     out = Path(out)
+    if bits is None:
+        bits = 8 if family == "sam" else 2
     split = digits(seed=seed)
     net, network = _network(family, split, tuple(hidden), bits)
     out.mkdir(parents=True, exist_ok=True)
@@ -82,8 +128,13 @@ def demo(*, out, target: str = "ice40", family: str = "binary", bits: int = 2, e
         steps = epochs * -(-len(split.x_train) // 64)          # train()'s batch size
         schedule = AlphaSchedule(max(1, int(0.8 * steps)))
         on_step = lambda t: set_alpha(net, schedule(t))      # noqa: E731
-    train(net, split.x_train, split.y_train, epochs=epochs, seed=seed, on_step=on_step)
-    torch_pred = predict(net, split.x_test)
+    train(net, split.x_train, split.y_train, epochs=epochs, seed=seed, on_step=on_step,
+          **({"lr": SAM_LR} if family == "sam" else {}))
+    if family == "sam":
+        net, grid = _sam_integer(net, split, bits, log)
+        torch_pred = net(grid.codes(torch.as_tensor(split.x_test))).argmax(dim=1).numpy()
+    else:
+        torch_pred = predict(net, split.x_test)
     acc = float((torch_pred == split.y_test).mean())
     log(f"test accuracy {acc:.4f}")
 

@@ -124,3 +124,16 @@ def test_demo_shift_family_trains_and_verifies(tmp_path):
                 json.loads((tmp_path / "d" / "build" / "ir.json").read_text())["layers"]]
     assert ir_kinds == ["dense_shift", "dense_shift", "argmax"]
     assert "10360/10360 vectors matched" in (tmp_path / "d" / "build" / "verify.log").read_text()
+
+
+@pytest.mark.rtl
+def test_demo_sam_family_prunes_quantizes_and_verifies(tmp_path):
+    r = _hwgen("demo", "--family", "sam", "--hidden", "32", "--epochs", "8", "--out", "d",
+               "--no-synth", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "SAM network (32 Sum-and-Max outputs, pruned, 8-bit output)" in r.stdout
+    kept = int(re.search(r"pruned the SAM layer to (\d+) of 4096 entries", r.stdout).group(1))
+    doc = json.loads((tmp_path / "d" / "build" / "ir.json").read_text())
+    assert [layer["kind"] for layer in doc["layers"]] == ["sam", "dense_mac", "argmax"]
+    assert sum(len(row) for t in doc["layers"][0]["terms"] for row in t["rows"]) == kept < 4096
+    assert "10360/10360 vectors matched" in (tmp_path / "d" / "build" / "verify.log").read_text()
