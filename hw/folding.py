@@ -501,9 +501,15 @@ def choose_folding(model: ir.Model, *, lc_budget: int, ebr_budget: int,
             return {layer.name: f for layer, (f, _) in zip(layers, combo)}
     slowest = [min((r for _, r in _cheapest(p, targets[-1])), key=lambda r: r.lcs)
                for p in priced]
-    worst = max(range(len(layers)), key=lambda i: slowest[i].lcs)
     total = sum(slowest, Resources())
+    # name the layer that takes most of the resource the model overruns most
+    over = max((("logic cells", "lcs", lc_budget), ("EBRs", "ebr", ebr_budget),
+                ("DSPs", "dsp", dsp_budget)),
+               key=lambda o: -1 if o[2] is None else getattr(total, o[1]) / max(1, o[2]))
+    worst = max(range(len(layers)), key=lambda i: getattr(slowest[i], over[1]))
+    dsps = "" if dsp_budget is None else f" and {dsp_budget} DSPs"
     raise DoesNotFitError(
-        f"layer {layers[worst].name} alone needs about {slowest[worst].lcs} logic cells at its "
-        f"slowest folding; the model needs about {total.lcs} cells and {total.ebr} EBRs, the "
-        f"budget is {lc_budget} cells and {ebr_budget} EBRs")
+        f"layer {layers[worst].name} alone needs about {getattr(slowest[worst], over[1])} "
+        f"{over[0]} at its slowest folding; the model needs about {total.lcs} cells, "
+        f"{total.ebr} EBRs and {total.dsp} DSPs, the budget is {lc_budget} cells, "
+        f"{ebr_budget} EBRs{dsps}")

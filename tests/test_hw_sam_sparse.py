@@ -170,3 +170,12 @@ def test_sparse_mac_engine_walks_only_nonzero_weights(in_type):
     got = np.where(got >= 1 << (bits - 1), got - (1 << bits), got)
     assert np.array_equal(got, expected)
     assert "$mul" in rtlil.convert(engine, name="top", emit_src=False)
+
+
+def test_a_model_over_the_ram_budget_is_refused_naming_the_layer_and_the_ram():
+    from hwgen.hw.folding import DoesNotFitError
+
+    rng = np.random.default_rng(13)
+    model, _ = _sparse_model(rng, n=64, m=64, keep=0.9)
+    with pytest.raises(DoesNotFitError, match=r"layer sam alone needs about \d+ EBRs"):
+        choose_folding(model, lc_budget=100_000, ebr_budget=1, input_register_lcs=10**6)
