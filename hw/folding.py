@@ -510,6 +510,6 @@ def choose_folding(model: ir.Model, *, lc_budget: int, ebr_budget: int,
     dsps = "" if dsp_budget is None else f" and {dsp_budget} DSPs"
     raise DoesNotFitError(
         f"layer {layers[worst].name} alone needs about {getattr(slowest[worst], over[1])} "
-        f"{over[0]} at its slowest folding; the model needs about {total.lcs} cells, "
-        f"{total.ebr} EBRs and {total.dsp} DSPs, the budget is {lc_budget} cells, "
+        f"{over[0]} at its slowest folding; the model needs about {total.lcs} logic cells, "
+        f"{total.ebr} EBRs and {total.dsp} DSPs, the budget is {lc_budget} logic cells, "
         f"{ebr_budget} EBRs{dsps}")

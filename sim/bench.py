@@ -47,7 +47,7 @@ class StreamBench:
     words : list of int
         Output payloads in arrival order.
     sent : int
-        Input transfers the design has accepted (elements when the input is serial).
+        Inputs the design has accepted (vectors; elements when the input is serial).
     cycles : int
         Clock cycles seen by the sink.
     violations : list of str
@@ -164,7 +164,7 @@ class StreamBench:
             elif idle > max_idle_cycles:
                 self.error = (f"the design stopped producing outputs: none for {max_idle_cycles} "
                               f"cycles after {len(self.words)}/{n} outputs, "
-                              f"{self.sent}/{len(self.inputs)} input transfers accepted")
+                              f"{self.sent}/{len(self.inputs)} inputs accepted")
                 return
             await RisingEdge(clk)
 
