@@ -15,8 +15,7 @@ Thresholded layers are not supported here (the layer after a SAM layer emits its
 
 from __future__ import annotations
 
-import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out

@@ -164,8 +164,8 @@ class SparseSAMEngine(wiring.Component):
                                                               1))),
         })
 
-    #: (reduce, sign) of each group of an output, in order
     def groups(self) -> list[tuple[str, int]]:
+        """(reduce, sign) of each group of an output, in order."""
         return [(t.reduce, t.sign) for t in self.layer.terms]
 
     make_entries = staticmethod(sam_entries)

