@@ -21,7 +21,10 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from amaranth.lib import data
 from tqdm import tqdm
+
+from hwgen.hw.serial import SerialOut
 
 from .ooc import DSP_PRELUDE
 from .report import SynthReport, parse_nextpnr_log_utilisation
@@ -73,7 +76,7 @@ class DoesNotFitError(ValueError):
 
 
 def build(core, *, target: str | Target = "ice40", build_dir, n_in: int, in_bits: int,
-          out_bits: int, cycles_per_inference: int, baud: int = 115200,
+          out_bits: int, cycles_per_inference: int, baud: int = 115200, n_out: int = 1,
           progress: Callable[[str], None] | None = None) -> SynthReport:
     """Wrap ``core`` in a :class:`~.wrapper.UartWrapper` and build it for ``target``.
 
@@ -93,8 +96,9 @@ def build(core, *, target: str | Target = "ice40", build_dir, n_in: int, in_bits
         A name from :data:`~.targets.TARGETS`, or a target.
     build_dir : path
         Created if missing.
-    n_in, in_bits, out_bits : int
-        As for :class:`~.wrapper.UartWrapper`.
+    n_in, in_bits, out_bits, n_out : int
+        As for :class:`~.wrapper.UartWrapper`; a core giving ``n_out > 1`` elements as one
+        vector gets a :class:`hwgen.hw.serial.SerialOut` so that each goes out as a byte.
     cycles_per_inference : int
         The core's cycles per vector at full throughput, for the report's throughput.
     baud : int
@@ -134,8 +138,11 @@ def build(core, *, target: str | Target = "ice40", build_dir, n_in: int, in_bits
                 progress(label)
 
         step("elaborate")
+        layout = core.o_stream.signature.members["payload"].shape
+        if n_out > 1 and isinstance(layout, data.ArrayLayout) and layout.length == n_out:
+            core = SerialOut(core, layout.elem_shape, n_out)
         wrapper = UartWrapper(core, n_in=n_in, in_bits=in_bits, out_bits=out_bits,
-                              clk_freq=target.clock_hz, baud=baud)
+                              clk_freq=target.clock_hz, baud=baud, n_out=n_out)
         plan = target.platform().prepare(
             wrapper, name=name,
             nextpnr_opts=f"--report {name}.nextpnr.json --timing-allow-fail",

@@ -2,7 +2,9 @@
 
 Host protocol (8N1, ``baud``): send ``n_in`` bytes, one input element per byte in element
 order, the element being the low ``in_bits`` bits of the byte (two's complement for signed
-element types, so ``-1`` is sent as ``0xff``); receive one byte, the class index. A vector
+element types, so ``-1`` is sent as ``0xff``); receive ``n_out`` bytes, one per output element
+in element order: the class index of a classifier (``n_out = 1``), or e.g. a QAM slicer's level
+codes. A vector
 whose bytes stop arriving for ``idle_timeout`` (0.1 s) is discarded, so a host can always
 resynchronize by pausing.
 
@@ -44,7 +46,9 @@ class UartWrapper(Elaboratable):
     in_bits : int
         Bits per element, 1 to 8.
     out_bits : int
-        Bits of the core's output (the class index), 1 to 8.
+        Bits of an output element (the class index), 1 to 8.
+    n_out : int
+        Output elements per vector, one per ``o_stream`` transfer.
     clk_freq : float
         Frequency of the ``sync`` clock, in Hz; must be the board clock when built for a board.
     baud : int
@@ -69,9 +73,9 @@ class UartWrapper(Elaboratable):
     """
 
     def __init__(self, core, *, n_in: int, in_bits: int, out_bits: int, clk_freq: float,
-                 baud: int = 115200, idle_timeout: float = 0.1):
-        if n_in < 1:
-            raise ValueError(f"n_in must be at least 1, not {n_in!r}")
+                 baud: int = 115200, idle_timeout: float = 0.1, n_out: int = 1):
+        if n_in < 1 or n_out < 1:
+            raise ValueError(f"n_in and n_out must be at least 1, not {n_in!r} and {n_out!r}")
         if not 1 <= in_bits <= 8:
             raise ValueError(f"in_bits must be 1 to 8 (one element per byte), not {in_bits!r}")
         if not 1 <= out_bits <= 8:
@@ -92,6 +96,7 @@ class UartWrapper(Elaboratable):
         self.n_in = n_in
         self.in_bits = in_bits
         self.out_bits = out_bits
+        self.n_out = n_out
         self.clk_freq = clk_freq
         self.baud = baud
         self.idle_cycles = max(1, round(idle_timeout * clk_freq))
@@ -197,11 +202,17 @@ class UartWrapper(Elaboratable):
         with m.Elif((count != 0) & ~padding):
             m.d.sync += padding.eq(1)
 
-        # results leave in vector order; a padded vector's result is taken and not sent
+        # results leave in vector order; a padded vector's n_out results are taken and not
+        # sent, its flag popped with the last of them
         drop = drops.r_rdy & drops.r_data
+        out_count = Signal(range(self.n_out))
+        out_last = out_count == self.n_out - 1
+        out_taken = core.o_stream.valid & core.o_stream.ready
         m.d.comb += [
             uart_tx.i_stream.payload.eq(core.o_stream.payload),
             uart_tx.i_stream.valid.eq(core.o_stream.valid & drops.r_rdy & ~drops.r_data),
             core.o_stream.ready.eq(drops.r_rdy & (drop | uart_tx.i_stream.ready)),
-            drops.r_en.eq(core.o_stream.valid & core.o_stream.ready),
+            drops.r_en.eq(out_taken & out_last),
         ]
+        with m.If(out_taken):
+            m.d.sync += out_count.eq(Mux(out_last, 0, out_count + 1))

@@ -6,4 +6,4 @@ are imported here, so that any use of :mod:`hwgen.hw` sees every kind.
 """
 
 # each serial engine wraps the factory of its kind's vector engine, so it comes after it
-from . import mac, mac_serial, sam, sam_sparse  # noqa: F401  (registration)
+from . import mac, mac_serial, qam, sam, sam_sparse  # noqa: F401  (registration)

@@ -66,6 +66,10 @@ SPARSE = "sparse"
 SERIAL = "serial"
 
 
+#: Kinds that take each element on their own: ``pe`` elements per cycle, no synapse fold.
+ELEMENTWISE = (ir.MultiThresholdLayer.kind, ir.QAMSlicer.kind)
+
+
 def serial_sides(f: "Folding") -> tuple[bool, bool]:
     """Whether a layer folded by ``f`` takes its input, and gives its output, serially."""
     return f.weights in (SPARSE, SERIAL), f.weights == SPARSE
@@ -82,8 +86,8 @@ class Folding:
 
     ``branch_folds`` spreads a ``dense_mbbn`` layer's M * K branches in time: 1 computes them
     all in parallel, M * K one per cycle; it divides M * K there and is 1 for every other kind.
-    A ``multithreshold`` layer has ``pe`` elements per cycle and no synapse fold, so its
-    ``simd`` is 1; ``weights`` places its threshold ROM. ``weights = "sparse"`` (``sam`` and
+    A ``multithreshold`` or ``qam_slicer`` layer has ``pe`` elements per cycle and no synapse
+    fold, so its ``simd`` is 1; ``weights`` places a multithreshold's threshold ROM. ``weights = "sparse"`` (``sam`` and
     unthresholded ``dense_mac`` layers, ``pe = simd = 1``) selects a sparse engine, which walks
     the kept entries (nonzero weights) from block RAM one per cycle and takes and gives its
     vectors serially (:mod:`hwgen.hw.sam_sparse`); ``weights = "serial"`` (unthresholded
@@ -129,9 +133,9 @@ def check_folding(layer: ir.Layer, folding: Folding) -> Folding:
         raise ValueError(f"layer {layer.name}: {what}")
     if layer.n_out % folding.pe:
         bad(f"pe must divide the output count {layer.n_out}, not {folding.pe!r}")
-    if layer.kind == ir.MultiThresholdLayer.kind:
+    if layer.kind in ELEMENTWISE:
         if folding.simd != 1:
-            bad(f"a multithreshold layer takes each element on its own, so simd must be 1, "
+            bad(f"a {layer.kind} layer takes each element on its own, so simd must be 1, "
                 f"not {folding.simd!r}")
     elif layer.n_in % folding.simd:
         bad(f"simd must divide the input count {layer.n_in}, not {folding.simd!r}")
@@ -157,9 +161,10 @@ def check_folding(layer: ir.Layer, folding: Folding) -> Folding:
 
 def fold_steps(layer: ir.Layer, folding: Folding) -> int:
     """Compute cycles per vector of ``layer`` under ``folding``:
-    ``(n_out / pe) * (n_in / simd) * branch_folds``, or ``n / pe`` for a multithreshold layer."""
+    ``(n_out / pe) * (n_in / simd) * branch_folds``, or ``n / pe`` for an element-wise layer
+    (``multithreshold``, ``qam_slicer``)."""
     check_folding(layer, folding)
-    if layer.kind == ir.MultiThresholdLayer.kind:
+    if layer.kind in ELEMENTWISE:
         return layer.n_out // folding.pe
     if folding.weights == SPARSE:
         from hwgen.hw.sam_sparse import mac_entries, sam_entries
@@ -428,8 +433,10 @@ def _divisors(n: int) -> list[int]:
 def candidates(layer: ir.Layer) -> list[Folding]:
     """Every legal folding of ``layer``."""
     pes = _divisors(layer.n_out)
-    modes = WEIGHT_MODES if layer.kind != ir.ArgMax.kind else WEIGHT_MODES[:1]
-    if layer.kind == ir.MultiThresholdLayer.kind:
+    # argmax and the slicer have no weights to place
+    modes = WEIGHT_MODES[:1] if layer.kind in (ir.ArgMax.kind, ir.QAMSlicer.kind) else \
+        WEIGHT_MODES
+    if layer.kind in ELEMENTWISE:
         return [Folding(pe, 1, mode) for pe, mode in itertools.product(pes, modes)]
     bfs = _divisors(layer.m_bits * layer.k_bits) if layer.kind == ir.DenseMBBN.kind else [1]
     sparse = [Folding(1, 1, SPARSE)] if layer.kind == ir.SAMLayer.kind else []

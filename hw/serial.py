@@ -10,7 +10,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Serializer", "Deserializer", "is_serial"]
+__all__ = ["Serializer", "Deserializer", "SerialOut", "is_serial"]
 
 
 def is_serial(engine, side: str) -> bool:
@@ -82,4 +82,28 @@ class Deserializer(wiring.Component):
                 m.d.sync += count.eq(count + 1)
         with m.If(self.o_stream.valid & self.o_stream.ready):
             m.d.sync += full.eq(0)
+        return m
+
+
+class SerialOut(wiring.Component):
+    """``core`` with a :class:`Serializer` after it: the same input stream, and the output
+    vector's ``n`` elements one per transfer (a board sends each as a byte).
+
+    Members
+    -------
+    i_stream : ``core.i_stream``'s signature
+    o_stream : ``Out(stream.Signature(ArrayLayout(shape, 1)))``
+    """
+
+    def __init__(self, core, shape, n: int):
+        self.core, self.serializer = core, Serializer(shape, n)
+        super().__init__({"i_stream": In(core.i_stream.signature.flip()),
+                          "o_stream": Out(self.serializer.o_stream.signature)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.core, m.submodules.serializer = self.core, self.serializer
+        wiring.connect(m, wiring.flipped(self.i_stream), self.core.i_stream)
+        wiring.connect(m, self.core.o_stream, self.serializer.i_stream)
+        wiring.connect(m, self.serializer.o_stream, wiring.flipped(self.o_stream))
         return m

@@ -48,8 +48,9 @@ class BuildResult:
                  "random vectors, random valid/ready stalls"]
         if self.report is not None:
             lines.append(self.report.summary())
-            # 10 bits per byte at 115200 baud: n_in bytes in, one byte out
-            lines.append(f"over the UART at 115200 baud: about {11_520 / (self.model.n_in + 1):,.0f}"
+            # 10 bits per byte at 115200 baud: n_in bytes in, then n_out bytes back
+            per_vector = self.model.n_in + self.model.n_out
+            lines.append(f"over the UART at 115200 baud: about {11_520 / per_vector:,.0f}"
                          " inferences/s")
         return "\n".join(lines)
 
@@ -147,7 +148,8 @@ def build(onnx_path, *, target: str = "ice40", out, vectors=None, n_random: int 
             log(f"synthesizing for {tgt.description} ...")
             report = board_build(pipeline, target=tgt, build_dir=work / "synth", n_in=model.n_in,
                                  in_bits=model.in_type.bits, out_bits=out_t.bits,
-                                 cycles_per_inference=pipeline.interval)
+                                 n_out=model.n_out,
+                                 cycles_per_inference=max(pipeline.interval, model.n_out))
             shutil.move(report.bitstream, work / "top.bin")
             report.bitstream = "top.bin"   # relative to the build folder
             (work / "report.json").write_text(report.to_json() + "\n")

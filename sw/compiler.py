@@ -30,6 +30,12 @@ tracking every float tensor exactly (float64) as an affine map of integers:
   of scale ``s`` (offset 0) is a ``sam`` layer (seed 002): its finite weights and the fills of
   its empty rows, divided by ``s``, must be integers, and its output is an integer tensor of
   the same scale. A +inf in a max term (or -inf in a min term) would always win and is refused.
+* ``QAMSlicer`` (domain ``hwgen.custom_op``, see :mod:`hwgen.sw.export`) is a ``qam_slicer``
+  layer (seed 000): on an integer tensor of one scale ``s`` (offset 0), or after a
+  ``dense_mac`` layer, which then emits its accumulator (its offset an integer bias, as at the
+  graph output) to the slicer. The boundaries are the exact ``ceil(b_i / s)`` of
+  :meth:`hwgen.sw.ir.QAMSlicer.for_grid`; the output is the level value, an odd tensor of
+  scale ``delta / (M - 1)``.
 * At the graph output, a ``dense_mac`` layer takes the per-class offset as its integer bias
   (offset / scale must be integers). For the other kinds, an affine map that is the same positive scale and offset for every
   channel cannot change the argmax, so the layer emits its accumulator and an ``argmax`` layer
@@ -485,6 +491,38 @@ def _sum_and_max(node, g: "_Graph", x: _Quantized) -> ir.SAMLayer:
     return ir.SAMLayer(name=name, n=x.n, terms=terms)
 
 
+def _qam_slicer(node, g: "_Graph", x: _Quantized | None, open_dense: "_OpenDense | None",
+                layers: list) -> tuple[ir.QAMSlicer, _Quantized]:
+    """The ``qam_slicer`` layer of a ``QAMSlicer`` node (module docs), and its output tensor;
+    a ``dense_mac`` layer open in front of it is closed into ``layers`` first."""
+    name = _node_name(node)
+    order, delta = int(_attr(node, "order", 0)), float(_attr(node, "delta", 1.0))
+    if open_dense is not None:
+        a = open_dense.a
+        if open_dense.kind is not ir.DenseMAC or not (np.all(a == a[0]) and a[0] > 0):
+            raise CompileError(f"node {name}: a QAMSlicer can follow a layer of Quant weights "
+                               "with one positive scale, or an integer tensor")
+        layers.append(open_dense.close_at_output())
+        in_type = layers[-1].acc_type(open_dense.in_type)
+        n, step = len(a), a[0]
+    elif x is not None and x.type.is_integer:
+        n, step = x.n, x.alpha[0]
+        if not np.all(x.alpha == step) or step <= 0 or np.any(x.beta != 0):
+            raise CompileError(f"node {name}: its input needs one positive scale and no offset")
+        in_type = x.type
+    else:
+        raise CompileError(f"node {name}: QAMSlicer must follow an integer tensor or a layer "
+                           "of Quant weights")
+    if n % 2:
+        raise CompileError(f"node {name}: a QAM slicer takes complex elements in block layout "
+                           f"(real parts, then imaginary parts), so an even width, not {n}")
+    try:
+        layer = ir.QAMSlicer.for_grid(name, n // 2, order, delta, step, output="value")
+    except ValueError as e:             # its message starts with the node's name
+        raise CompileError(f"node {e}") from None
+    return layer, _Quantized(layer.out_type(in_type), n, delta / (layer.levels - 1))
+
+
 def _input_type(node, g: _Graph) -> tuple[ir.TensorType, float]:
     """The input codes' type and the float value of one step."""
     scale, zero, bits = (g.const(node, i) for i in range(1, 4))
@@ -538,6 +576,10 @@ def compile_onnx(source) -> ir.Model:
             layers.append(layer)
             quantized = _Quantized(layer.out_type(quantized.type), layer.n_out,
                                    quantized.alpha[0])
+        elif (op, node.domain) == ("QAMSlicer", HWGEN_DOMAIN):
+            layer, quantized = _qam_slicer(node, g, quantized, open_dense, layers)
+            layers.append(layer)
+            open_dense = None
         elif op in _AFFINE:
             if open_dense is not None:
                 open_dense.affine(node, g)

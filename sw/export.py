@@ -36,6 +36,16 @@ takes ``x`` (batch, n), ``weights`` (terms, m, n) and ``fill`` (terms, m), attri
 finite weights of row j, or ``fill[t, j]`` where the row has none: a pruned entry is -inf in a
 max term and +inf in a min term, so it can never be selected. Every value is an integer times
 ``s`` or ``s t``, exact in float32 (both steps are powers of two).
+
+Constellation networks (:class:`hwgen.sw.qam_lower.IntegerQAMNet`, seed 000) write the input
+grid as ``Quant`` (scale ``s``), a complex layer's real embedding as a ``MatMul`` by a
+``Quant`` of its weights (scale ``t``) and an ``Add`` of its bias, and the QAM activation as
+``QAMSlicer`` of domain :data:`HWGEN_DOMAIN`: input ``x`` (batch, 2n), complex elements in
+block layout (real parts, then imaginary parts); attributes ``order`` (4, 16, 64 or 256) and
+``delta`` (float); output, per element, the nearest of the ``M = sqrt(order)`` levels
+``delta (2k - (M - 1)) / (M - 1)``, an input on a midpoint going to the upper level (as
+:func:`hwgen.sw.qam.level_index`). A slicer alone is ``Quant -> QAMSlicer``. The graph output
+is ``symbols``.
 """
 
 from __future__ import annotations
@@ -84,9 +94,13 @@ def export_onnx(model, path) -> onnx.ModelProto:
     :class:`hwgen.sw.mbbn.QuantMLP`) to ``path`` and return the ONNX model."""
     from .aqe import MINWMLP
     from .mbbn import MBBNMLP, QuantMLP
+    from .qam_lower import IntegerQAMNet
     from .sam_lower import IntegerSAMNet
 
-    if isinstance(model, IntegerSAMNet):
+    out, n_out = "logits", getattr(model, "n_classes", None)
+    if isinstance(model, IntegerQAMNet):
+        g, name, out, n_out = _qam_graph(model), "hwgen_qam_net", "symbols", model.n_out
+    elif isinstance(model, IntegerSAMNet):
         g, name = _sam_graph(model), "hwgen_sam_net"
     elif isinstance(model, (MBBNMLP, QuantMLP)):
         g, name = _encoded_graph(model), "hwgen_mbbn_mlp"
@@ -96,11 +110,11 @@ def export_onnx(model, path) -> onnx.ModelProto:
         g, name = _binary_graph(model), "hwgen_binary_mlp"
     else:
         raise TypeError(f"cannot export a {type(model).__name__}; expected BinaryMLP, "
-                        "MBBNMLP, QuantMLP, MINWMLP or IntegerSAMNet")
+                        "MBBNMLP, QuantMLP, MINWMLP, IntegerSAMNet or IntegerQAMNet")
     graph = helper.make_graph(
         g.nodes, name,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", model.n_in])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", model.n_classes])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["batch", n_out])],
         g.inits)
     onnx_model = helper.make_model(
         graph, producer_name="hwgen",
@@ -248,4 +262,25 @@ def _sam_graph(net) -> _Graph:
     x = g.node("MatMul", [x, w], "head")
     g.node("Add", [x, g.const("head_b", _exact_f32(net.bias.numpy(), s * t, "a bias"))],
            "logits")
+    return g
+
+
+def _qam_graph(net) -> _Graph:
+    """Graph of a :class:`hwgen.sw.qam_lower.IntegerQAMNet` (see the module docs)."""
+    g = _Graph()
+    s, t = net.in_step, net.weight_step
+    x = g.node("Quant", ["x", g.const("in_step", s), g.const("zero", 0.0),
+                         g.const("in_bits", float(net.in_type.bits))], "x_quant",
+               domain=QONNX_DOMAIN, signed=int(net.in_type.kind == "signed"), narrow=0,
+               rounding_mode="ROUND")
+    if net.weights is not None:
+        w = g.node("Quant", [g.const("fc_w", _exact_f32(net.weights.numpy().T, t, "a weight")),
+                             g.const("fc_step", t), g.const("zero", 0.0),
+                             g.const("fc_bits", float(net.weight_bits))], "fc_wq",
+                   domain=QONNX_DOMAIN, signed=1, narrow=1, rounding_mode="ROUND")
+        x = g.node("MatMul", [x, w], "fc")
+        x = g.node("Add", [x, g.const("fc_b", _exact_f32(net.bias.numpy(), s * t, "a bias"))],
+                   "fc_bias")
+    g.node("QAMSlicer", [x], "symbols", domain=HWGEN_DOMAIN, order=int(net.order),
+           delta=float(net.delta))
     return g

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ir import (ArgMax, DenseBinary, DenseIntBinW, DenseMAC, DenseMBBN, DenseShift, Layer,
-                 Model, MultiThresholdLayer, SAMLayer, SAMTerm, TensorType)
+                 Model, MultiThresholdLayer, QAMSlicer, SAMLayer, SAMTerm, TensorType)
 
 __all__ = ["run", "run_layers", "GOLDEN", "pack_bits", "popcount_xnor", "disagreements",
            "digit_planes", "branch_sum", "sam_term"]
@@ -129,6 +129,11 @@ def _multithreshold(layer: MultiThresholdLayer, x: np.ndarray, in_type: TensorTy
     return x.astype(np.int64)
 
 
+def _qam_slicer(layer: QAMSlicer, x: np.ndarray, in_type: TensorType) -> np.ndarray:
+    # the count of boundaries at or below each element: ties go to the upper level
+    return np.searchsorted(np.asarray(layer.boundaries), x, side="right").astype(np.int64)
+
+
 def _argmax(layer: ArgMax, x: np.ndarray, in_type: TensorType) -> np.ndarray:
     return np.argmax(x, axis=1).astype(np.int64)[:, None]
 
@@ -141,6 +146,7 @@ GOLDEN = {
     SAMLayer.kind: _sam,
     DenseMAC.kind: _dense_mac,
     MultiThresholdLayer.kind: _multithreshold,
+    QAMSlicer.kind: _qam_slicer,
     ArgMax.kind: _argmax,
 }
 

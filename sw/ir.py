@@ -29,6 +29,15 @@ differ between implementations are fixed here, once:
   ``0 .. L``; rows are sorted (ascending, or descending when flipped) so the count is the index
   of the interval holding ``acc_j``. Equality counts as passing the level, as for thresholds.
   The code is the storage of the output type (unsigned, or odd with L = 2^M - 1).
+* **QAM slicer** (seed 000, §2.3). A ``qam_slicer`` layer of ``n`` complex elements takes the
+  block layout ``[Re z_0 .. Re z_{n-1}, Im z_0 .. Im z_{n-1}]`` (the layout of a complex
+  layer's real embedding ``[[A, -B], [B, A]]``) and slices every element on its own against
+  one ascending row of ``M - 1`` integer decision boundaries, ``M = sqrt(order)`` levels per
+  axis: the code is ``#{i : x >= b_i}``, so an input **on a boundary goes to the upper level**
+  (equality passes, as for thresholds) and inputs beyond the outer boundaries saturate to the
+  outer levels. The code is the level index ``0 .. M - 1``; the ``value`` output reads the same
+  code as the odd state ``2 * code - (M - 1)``, the constellation level in units of half its
+  spacing (``bipolar`` for 4-QAM).
 * **Argmax ties** go to the lowest index (as ``numpy.argmax`` and ``torch.argmax``).
 * **Sum-and-Max** (seed 002, eq. 5). A ``sam`` term of output j is ``max_i (x_i + w_ji)`` (or
   ``min``) over the *kept* entries of row j only: a pruned entry is absent (-inf for a max,
@@ -52,7 +61,9 @@ generators and the resource estimator each keep a registry keyed by the same ``k
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +72,7 @@ __all__ = [
     "TensorType", "Threshold", "MultiThreshold", "Layer", "DenseIntBinW", "DenseBinary",
     "DenseMBBN", "MultiThresholdLayer", "ArgMax", "Model", "LAYER_KINDS", "IRFormatError",
     "DenseShift", "signed_bits", "unsigned_bits", "odd_type", "pow2_type", "SAMTerm", "SAMLayer",
-    "SAM_REDUCES", "DenseMAC",
+    "SAM_REDUCES", "DenseMAC", "QAMSlicer", "QAM_ORDERS",
 ]
 
 IR_VERSION = 1
@@ -747,6 +758,117 @@ class MultiThresholdLayer(Layer):
     @classmethod
     def from_json(cls, d: dict) -> "MultiThresholdLayer":
         return cls(name=d["name"], threshold=MultiThreshold.from_json(d["threshold"]))
+
+
+#: The square QAM orders a ``qam_slicer`` takes (4-QAM is 4-PSK).
+QAM_ORDERS = (4, 16, 64, 256)
+
+
+@register_kind
+@dataclass
+class QAMSlicer(Layer):
+    """QAM decision device (seed 000, §2.3): every element of a complex vector's real and
+    imaginary parts goes to its nearest constellation level (conventions in the module docs).
+
+    Members
+    -------
+    n : int
+        Complex elements; the vector holds ``2 n`` integers in block layout.
+    order : int
+        Constellation points, one of :data:`QAM_ORDERS`; ``sqrt(order)`` levels per axis.
+    boundaries : tuple of int
+        The ``sqrt(order) - 1`` decision boundaries in input codes, strictly ascending, shared
+        by both axes and every element.
+    output : ``"index"`` or ``"value"``
+        Emit the level index (unsigned) or the same code read as the odd level value.
+    """
+
+    kind = "qam_slicer"
+    n: int = 0
+    order: int = 16
+    boundaries: tuple = ()
+    output: str = "index"
+
+    def __post_init__(self):
+        if self.order not in QAM_ORDERS:
+            raise ValueError(f"{self.name}: QAM order must be one of {QAM_ORDERS}, "
+                             f"not {self.order!r}")
+        self.boundaries = tuple(int(b) for b in self.boundaries)
+        if len(self.boundaries) != self.levels - 1 or \
+                any(b >= c for b, c in zip(self.boundaries, self.boundaries[1:])):
+            raise ValueError(f"{self.name}: {self.order}-QAM needs {self.levels - 1} strictly "
+                             f"ascending boundaries, not {list(self.boundaries)}")
+        if self.output not in ("index", "value"):
+            raise ValueError(f"{self.name}: output must be 'index' or 'value', "
+                             f"not {self.output!r}")
+        if self.n < 1:
+            raise ValueError(f"{self.name}: a slicer needs at least one element, not {self.n!r}")
+
+    @classmethod
+    def for_grid(cls, name: str, n: int, order: int, delta, scale, *,
+                 output: str = "index") -> "QAMSlicer":
+        """The slicer of the constellation with levels ``{-delta, .., delta}`` per axis (seed
+        000, eq. 12: ``M`` levels evenly spaced) on inputs whose code ``x`` stands for
+        ``x * scale``. Decision boundaries lie halfway between adjacent levels,
+        ``-delta + (2 i + 1) delta / (M - 1)``; as the code is ``#{i : x >= b_i}`` for real
+        ``b_i``, an integer boundary is ``ceil(b_i / scale)``, computed exactly from the binary
+        values of ``delta`` and ``scale`` (an input on a real boundary goes to the upper
+        level, as the float model's ``x >= b_i`` does)."""
+        if order not in QAM_ORDERS:
+            raise ValueError(f"{name}: QAM order must be one of {QAM_ORDERS}, not {order!r}")
+        d, s = Fraction(float(delta)), Fraction(float(scale))
+        if d <= 0 or s <= 0:
+            raise ValueError(f"{name}: delta and scale must be positive, not {delta}, {scale}")
+        m = {4: 2, 16: 4, 64: 8, 256: 16}[order]
+        bounds = [math.ceil((-d + (2 * i + 1) * d / (m - 1)) / s) for i in range(m - 1)]
+        return cls(name=name, n=n, order=order, boundaries=tuple(bounds), output=output)
+
+    @property
+    def levels(self) -> int:
+        """Levels per axis, ``M = sqrt(order)``."""
+        return {4: 2, 16: 4, 64: 8, 256: 16}[self.order]
+
+    @property
+    def bits_per_axis(self) -> int:
+        return self.levels.bit_length() - 1
+
+    @property
+    def n_in(self) -> int:
+        return 2 * self.n
+
+    @property
+    def n_out(self) -> int:
+        return 2 * self.n
+
+    def acc_range(self, in_type: TensorType) -> tuple[int, int]:
+        _integer_input(self, in_type)
+        return in_type.lo, in_type.hi
+
+    def out_type(self, in_type: TensorType) -> TensorType:
+        if self.output == "value":
+            return odd_type(self.bits_per_axis)
+        return TensorType("unsigned", self.bits_per_axis)
+
+    def shift_form(self) -> tuple[int, int] | None:
+        """``(base, k)`` when the boundaries are ``base + i * 2^k``: then the code is
+        ``clamp((x - base + 2^k) >> k, 0, M - 1)`` (arithmetic shift, i.e. floor), the
+        slicer's shift-and-saturate form; None when the grid does not allow it."""
+        b = self.boundaries
+        if len(b) == 1:
+            return b[0], 0
+        step = b[1] - b[0]
+        if step & (step - 1) or any(c - a != step for a, c in zip(b, b[1:])):
+            return None
+        return b[0], step.bit_length() - 1
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "n": self.n, "order": self.order,
+                "boundaries": list(self.boundaries), "output": self.output}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "QAMSlicer":
+        return cls(name=d["name"], n=int(d["n"]), order=int(d["order"]),
+                   boundaries=tuple(d["boundaries"]), output=d["output"])
 
 
 @register_kind

@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 
 from hwgen.boards.uart import UartRx, UartTx, bit_cycles
 from hwgen.boards.wrapper import UartWrapper
-from hwgen.hw.serial import Deserializer
+from hwgen.hw.serial import Deserializer, SerialOut
 
 # 16 cycles per bit keeps the simulations short; the board runs 12 MHz / 115200 = 104.
 CLK_FREQ = 1_600_000
@@ -294,6 +294,66 @@ def test_wrapper_feeds_a_serial_core_and_drops_a_padded_vector(partial):
     # the partial vector is completed with zeros; its result byte must not reach the host
     got = rtl_wrapper(vectors, shape=shape, idle_timeout=1e-4, partial=partial, serial=True)
     assert got == ref_argmax(vectors)
+
+
+class TopBitsCore(wiring.Component):
+    """Test core giving a vector: the top two bits of every element (an offset-binary code),
+    registered; with ``serial`` its input comes one element per transfer."""
+
+    def __init__(self, *, n: int, shape, serial: bool = False):
+        self.n, self.shape, self.serial = n, shape, serial
+        super().__init__({
+            "i_stream": In(stream.Signature(data.ArrayLayout(shape, 1 if serial else n))),
+            "o_stream": Out(stream.Signature(data.ArrayLayout(unsigned(2), n))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        i_stream = self.i_stream
+        if self.serial:
+            m.submodules.gather = gather = Deserializer(self.shape, self.n)
+            wiring.connect(m, wiring.flipped(self.i_stream), gather.i_stream)
+            i_stream = gather.o_stream
+        held = Signal.like(self.o_stream.payload)
+        full = Signal()
+        top = self.shape.width - 2
+        m.d.comb += [i_stream.ready.eq(~full | self.o_stream.ready),
+                     self.o_stream.valid.eq(full), self.o_stream.payload.eq(held)]
+        with m.If(i_stream.ready):
+            m.d.sync += full.eq(i_stream.valid)
+            m.d.sync += [held[i].eq(i_stream.payload[i][top:] ^ 2)
+                         for i in range(self.n)]
+        return m
+
+
+def ref_top_bits(vectors, bits):
+    return [((int(v) >> (bits - 2)) & 3) ^ 2 for vec in vectors for v in vec]
+
+
+@pytest.mark.parametrize("serial,partial", [(False, ()), (False, (5, 5)), (True, (3, 1, 2))])
+def test_wrapper_sends_every_element_of_a_vector_output(serial, partial):
+    """A core giving n_out = 6 elements a vector, behind a SerialOut: six bytes per vector in
+    element order; a serial core's padded vector drops all six."""
+    shape, n = signed(5), 6
+    rng = np.random.default_rng(7)
+    vectors = [np.full(n, -16), np.arange(n) * 5 - 15, *rng.integers(-16, 16, (3, n))]
+    core = SerialOut(TopBitsCore(n=n, shape=shape, serial=serial), unsigned(2), n)
+    dut = UartWrapper(core, n_in=n, in_bits=5, out_bits=2, n_out=n, clk_freq=CLK_FREQ,
+                      baud=BAUD, idle_timeout=1e-4)
+    assert dut.serial == serial
+    cycles = bit_cycles(CLK_FREQ, BAUD)
+    results = []
+
+    async def host(ctx):
+        if partial:
+            await send_bytes(ctx, dut.rx, list(partial), baud=BAUD)
+            await ctx.delay(2e-4)
+        for vector in vectors:
+            await send_bytes(ctx, dut.rx, to_bytes(vector), baud=BAUD)
+            results.extend(await receive_bytes(ctx, dut.tx, n, cycles=cycles))
+
+    run(dut, host, deadline=len(vectors) * 2 * (n + 2) * 10 / BAUD + 1e-3)
+    assert results == ref_top_bits(vectors, 5)
 
 
 def test_wrapper_checks_core_widths():
