@@ -16,7 +16,9 @@ tracking every float tensor exactly (float64) as an affine map of integers:
   0), or any weight on power-of-two inputs, opens a ``dense_shift`` layer (seed 004): a
   shift-accumulate of the input values. A weight that is a QONNX ``Quant`` (zero point 0) of
   an initializer opens a ``dense_mac`` layer (integer multiply-accumulate) on integer inputs,
-  its codes being the Quant's rounded, clamped integers. The output is tracked as a per-channel affine map
+  its codes being the Quant's rounded, clamped integers; after an activation ``Quant`` it
+  multiplies that activation's codes read as unsigned integers (the previous multi-threshold
+  then emits ``unsigned`` codes). The output is tracked as a per-channel affine map
   ``a * acc + b`` of the layer's integer accumulator; ``BatchNormalization``, the constant ops
   and a Gemm bias update it.
 * ``BipolarQuant`` closes the layer with a threshold (sign(0) = +1); ``Quant`` of n bits
@@ -287,6 +289,12 @@ class _OpenDense:
     def __init__(self, node, x: _Quantized, codes: np.ndarray, k_bits: int, scale: np.ndarray,
                  general: bool = False):
         name = _node_name(node)
+        if general and x.type.digits:
+            # an odd state v is stored as the unsigned code u = (v + L) / 2: integer weights
+            # multiply the codes, whose value is 2 alpha u + beta - alpha L
+            lm = (1 << x.type.digits) - 1
+            x = _Quantized(ir.TensorType("unsigned", x.type.digits), x.n, 2 * x.alpha,
+                           x.beta - x.alpha * lm)
         if not np.allclose(x.alpha, x.alpha[0], rtol=1e-12, atol=0) or x.alpha[0] == 0:
             raise CompileError(f"node {name}: its input has a different scale per element, "
                                "which no integer dot product can carry")
@@ -618,10 +626,23 @@ def compile_onnx(source) -> ir.Model:
             layers.append(ir.ArgMax(name="argmax", n=layers[-1].n_out))
     elif not layers:
         raise CompileError("the graph holds no layer")
+    _integer_codes_for_mac(layers)
     try:
         return ir.Model(in_type, n_in, layers, meta={"source": model.graph.name}).check()
     except ValueError as e:
         raise CompileError(str(e)) from None
+
+
+def _integer_codes_for_mac(layers: list[ir.Layer]) -> None:
+    """A multi-threshold feeding a ``dense_mac`` layer emits its codes as unsigned integers
+    (the odd state's offset code u is the integer the MAC's weights multiply, see
+    :class:`_OpenDense`)."""
+    for prev, layer in zip(layers, layers[1:]):
+        th = getattr(prev, "threshold", None)
+        if layer.kind == ir.DenseMAC.kind and isinstance(th, ir.MultiThreshold) and \
+                th.out.digits:
+            prev.threshold = ir.MultiThreshold(th.t, th.flip,
+                                               ir.TensorType("unsigned", th.out.digits))
 
 
 def _input_width(model: onnx.ModelProto, name: str) -> int:

@@ -37,6 +37,12 @@ finite weights of row j, or ``fill[t, j]`` where the row has none: a pruned entr
 max term and +inf in a min term, so it can never be selected. Every value is an integer times
 ``s`` or ``s t``, exact in float32 (both steps are powers of two).
 
+Min/max-quantized, pruned MLPs (:class:`hwgen.sw.minmax_lower.IntegerMinMaxMLP`, seed 001)
+write the input grid as ``Quant``, then per layer a ``MatMul`` by a weight ``Quant`` (16-bit
+signed codes ``E``, scale ``sigma``: ``E sigma`` has at most 24 significant bits, exact in
+float32), ``Div`` by the accumulator unit ``u``, ``Add`` of the integer bias, and for a hidden
+layer ``Mul`` by ``u`` and an unsigned activation ``Quant`` (ROUND): every constant exact.
+
 Constellation networks (:class:`hwgen.sw.qam_lower.IntegerQAMNet`, seed 000) write the input
 grid as ``Quant`` (scale ``s``), a complex layer's real embedding as a ``MatMul`` by a
 ``Quant`` of its weights (scale ``t``) and an ``Add`` of its bias, and the QAM activation as
@@ -94,11 +100,14 @@ def export_onnx(model, path) -> onnx.ModelProto:
     :class:`hwgen.sw.mbbn.QuantMLP`) to ``path`` and return the ONNX model."""
     from .aqe import MINWMLP
     from .mbbn import MBBNMLP, QuantMLP
+    from .minmax_lower import IntegerMinMaxMLP
     from .qam_lower import IntegerQAMNet
     from .sam_lower import IntegerSAMNet
 
     out, n_out = "logits", getattr(model, "n_classes", None)
-    if isinstance(model, IntegerQAMNet):
+    if isinstance(model, IntegerMinMaxMLP):
+        g, name = _minmax_graph(model), "hwgen_minmax_mlp"
+    elif isinstance(model, IntegerQAMNet):
         g, name, out, n_out = _qam_graph(model), "hwgen_qam_net", "symbols", model.n_out
     elif isinstance(model, IntegerSAMNet):
         g, name = _sam_graph(model), "hwgen_sam_net"
@@ -110,7 +119,8 @@ def export_onnx(model, path) -> onnx.ModelProto:
         g, name = _binary_graph(model), "hwgen_binary_mlp"
     else:
         raise TypeError(f"cannot export a {type(model).__name__}; expected BinaryMLP, "
-                        "MBBNMLP, QuantMLP, MINWMLP, IntegerSAMNet or IntegerQAMNet")
+                        "MBBNMLP, QuantMLP, MINWMLP, IntegerSAMNet, IntegerQAMNet or "
+                        "IntegerMinMaxMLP")
     graph = helper.make_graph(
         g.nodes, name,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", model.n_in])],
@@ -283,4 +293,34 @@ def _qam_graph(net) -> _Graph:
                    "fc_bias")
     g.node("QAMSlicer", [x], "symbols", domain=HWGEN_DOMAIN, order=int(net.order),
            delta=float(net.delta))
+    return g
+
+
+def _minmax_graph(net) -> _Graph:
+    """Graph of a :class:`hwgen.sw.minmax_lower.IntegerMinMaxMLP` (see the module docs)."""
+    g = _Graph()
+    x = g.node("Quant", ["x", g.const("in_step", net.in_step), g.const("zero", 0.0),
+                         g.const("in_bits", float(net.in_type.bits))], "x_quant",
+               domain=QONNX_DOMAIN, signed=int(net.in_type.kind == "signed"), narrow=0,
+               rounding_mode="ROUND")
+    unit_x = net.in_step
+    last = len(net.layers) - 1
+    for i, layer in enumerate(net.layers):
+        unit = unit_x * layer.sigma
+        w = g.node("Quant", [g.const(f"fc{i}_w", _exact_f32(layer.weights.T, layer.sigma,
+                                                            "a weight")),
+                             g.const(f"fc{i}_step", layer.sigma), g.const("zero", 0.0),
+                             g.const("w_bits", 16.0)], f"fc{i}_wq",
+                   domain=QONNX_DOMAIN, signed=1, narrow=0, rounding_mode="ROUND")
+        x = g.node("MatMul", [x, w], f"fc{i}")
+        x = g.node("Div", [x, g.const(f"fc{i}_unit", _exact_f32(1, unit, "a unit"))],
+                   f"fc{i}_units")
+        x = g.node("Add", [x, g.const(f"fc{i}_b", _exact_f32(layer.bias, 1.0, "a bias"))],
+                   "logits" if i == last else f"fc{i}_bias")
+        if i < last:
+            x = g.node("Mul", [x, g.const(f"fc{i}_unit", unit)], f"fc{i}_out")
+            x = g.node("Quant", [x, g.const("act_step", net.act_step), g.const("zero", 0.0),
+                                 g.const("act_bits", float(net.act_bits))], f"act{i}",
+                       domain=QONNX_DOMAIN, signed=0, narrow=0, rounding_mode="ROUND")
+            unit_x = net.act_step
     return g

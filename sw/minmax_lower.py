@@ -1,0 +1,180 @@
+"""Deploying min/max-quantized, pruned dense networks (seed 001 §5-§6) as integer MACs.
+
+A layer quantized by :func:`hwgen.sw.compress.minmax_levels` to k bits holds, for every kept
+weight, ``w = s q + m`` (level ``q`` in ``0 .. 2^k - 1``, ``s = (hi - lo) / 2^k``, ``m = lo``);
+a pruned weight is absent. On integer inputs ``x`` (step ``s_x``) the layer is
+
+    y_j = s_x (s sum_i q_ji x_i + m sum_{i kept} x_i) + b_j
+
+(the **zero-point term** ``m sum x`` is a sum of the same inputs, not a multiplication per
+weight). The deployed form makes that identity exact in integers:
+
+* The step is put on a grid of 8 significant bits: ``sigma = round8(s / 2^j)`` with ``j`` the
+  largest shift (at most ``15 - k``) that keeps every integer weight below in 16 bits, and the
+  zero point on the grid of sigma: ``Z = round(m / sigma)`` (half to even). The deployed step
+  and offset are ``s' = 2^j sigma`` and ``m' = Z sigma``, within ``2^-8`` (relative) and
+  ``sigma / 2`` of the seed's.
+* Then ``s' sum q x + m' sum x = sigma sum_i E_ji x_i`` with the integer weights
+  ``E_ji = 2^j q_ji + Z`` (kept) and ``0`` (pruned, so it is absent in hardware): a
+  ``dense_mac`` layer, its accumulator in units of ``u = s_x sigma``, exact. The bias is
+  rounded to that unit: ``B_j = round(b_j / u)``.
+* A hidden layer's ReLU and requantization to unsigned ``act_bits`` codes of a power-of-two
+  step ``s_h`` is ``clamp(round_half_even(max(0, y) / s_h), 0, 2^act_bits - 1)`` (a QONNX
+  unsigned ``Quant``, ROUND); the output layer's logits end in an argmax.
+
+:class:`IntegerMinMaxMLP` runs the deployed network in the split form, ``2^j A + Z S`` with
+``A = sum q x`` and ``S = sum_kept x``, all in int64 (the rounding of ``y / s_h`` is an exact
+integer rounding: ``u / s_h`` is an 8-bit integer times a power of two), independent of the
+golden model, which runs the ``dense_mac`` weights ``E``. :func:`hwgen.sw.export.export_onnx`
+writes it as ``Quant -> (MatMul by a weight Quant of E, scale sigma; Add; Quant)* -> MatMul;
+Add``, which the compiler lowers to ``dense_mac`` layers with multi-thresholds and an argmax.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import ir
+from .compress import minmax_levels
+
+__all__ = ["MinMaxLayer", "IntegerMinMaxMLP", "lower_minmax_mlp", "round_significant"]
+
+#: Significant bits of the deployed step sigma.
+SIGMA_BITS = 8
+
+
+def round_significant(v: float, bits: int = SIGMA_BITS) -> float:
+    """``v > 0`` rounded to ``bits`` significant bits (half to even)."""
+    e = math.floor(math.log2(v)) - (bits - 1)
+    return float(np.round(v / 2.0 ** e) * 2.0 ** e)
+
+
+def _mantissa(v: float) -> tuple[int, int]:
+    """``(M, e)`` with ``v == M * 2^e`` exactly, M an odd integer (v a positive float)."""
+    m, e = math.frexp(v)
+    mi, ei = int(m * (1 << 53)), e - 53
+    while mi % 2 == 0:
+        mi, ei = mi // 2, ei + 1
+    return mi, ei
+
+
+@dataclass
+class MinMaxLayer:
+    """One deployed layer (module docs): levels ``q`` and mask ``keep`` (n_out, n_in), the
+    shift ``j``, ``sigma``, the zero point ``Z`` and the bias ``B`` in accumulator units."""
+
+    q: np.ndarray
+    keep: np.ndarray
+    k: int
+    j: int
+    sigma: float
+    zero: int
+    bias: np.ndarray = field(default=None)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """The ``dense_mac`` weights ``E = 2^j q + Z`` where kept, 0 where pruned."""
+        return np.where(self.keep, (self.q << self.j) + self.zero, 0).astype(np.int64)
+
+    def split(self, x: np.ndarray) -> np.ndarray:
+        """``2^j sum q x + Z sum_kept x + B`` (int64) for integer inputs ``x`` (B, n_in)."""
+        x = np.asarray(x, dtype=np.int64)
+        a = x @ np.where(self.keep, self.q, 0).T
+        s = x @ self.keep.astype(np.int64).T
+        return (a << self.j) + self.zero * s + self.bias
+
+
+def _lower_layer(linear: nn.Linear, k: int, keep: np.ndarray, unit_x: float) -> MinMaxLayer:
+    w = linear.weight.detach().double()
+    kept = torch.from_numpy(keep)
+    levels, lo, hi = minmax_levels(w[kept], k)            # §5 over the kept weights only
+    q = np.zeros(keep.shape, np.int64)
+    q[keep] = levels.numpy()
+    s = (hi - lo) / 2 ** k
+    if s <= 0:
+        raise ValueError("a layer's kept weights are all equal; nothing to quantize")
+    for j in range(15 - k, -1, -1):
+        sigma = round_significant(s / 2 ** j)
+        zero = int(np.round(lo / sigma))
+        e = np.where(keep, (q << j) + zero, 0)
+        if e.min(initial=0) >= -(1 << 15) and e.max(initial=0) < 1 << 15:
+            break
+    else:
+        raise ValueError(f"the zero point {lo:g} is too far from the step {s:g} for 16-bit "
+                         "integer weights")
+    b = np.zeros(keep.shape[0]) if linear.bias is None else linear.bias.detach().double().numpy()
+    bias = np.round(b / (unit_x * sigma)).astype(np.int64)
+    return MinMaxLayer(q, keep, k, j, sigma, zero, bias)
+
+
+@dataclass
+class IntegerMinMaxMLP:
+    """A deployed min/max-quantized, pruned MLP (module docs): integer inputs of ``in_type``
+    and step ``in_step`` (a power of two), hidden activations of ``act_bits`` unsigned bits and
+    power-of-two step ``act_step``, an argmax over the last layer's logits."""
+
+    in_type: ir.TensorType
+    in_step: float
+    layers: list[MinMaxLayer]
+    act_bits: int = 8
+    act_step: float = 2.0 ** -4
+
+    @property
+    def n_in(self) -> int:
+        return self.layers[0].q.shape[1]
+
+    @property
+    def n_classes(self) -> int:
+        return self.layers[-1].q.shape[0]
+
+    def _requantize(self, acc: np.ndarray, unit: float) -> np.ndarray:
+        """``clamp(round_half_even(max(0, acc u) / s_h), 0, 2^bits - 1)``, exactly: ``u / s_h``
+        is ``M 2^e`` with M an integer."""
+        m, e = _mantissa(unit / self.act_step)
+        v = np.maximum(acc, 0) * m                        # times 2^e
+        if e >= 0:
+            codes = v << e
+        else:
+            d = 1 << -e
+            quo, rem = np.divmod(v, d)
+            codes = quo + ((2 * rem > d) | ((2 * rem == d) & (quo % 2 == 1)))
+        return np.minimum(codes, (1 << self.act_bits) - 1).astype(np.int64)
+
+    def logits_units(self, x: np.ndarray) -> tuple[np.ndarray, float]:
+        """The last layer's accumulators (int64, split form) and their unit."""
+        unit_x = self.in_step
+        x = np.asarray(x, dtype=np.int64)
+        for i, layer in enumerate(self.layers):
+            acc = layer.split(x)
+            unit = unit_x * layer.sigma
+            if i == len(self.layers) - 1:
+                return acc, unit
+            x, unit_x = self._requantize(acc, unit), self.act_step
+        raise AssertionError("unreachable")
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class per input vector (argmax, ties to the lowest index)."""
+        acc, _ = self.logits_units(x)
+        return np.argmax(acc, axis=1)
+
+
+def lower_minmax_mlp(linears: list[nn.Linear], *, k: int, masks: list[np.ndarray] | None = None,
+                     in_type: ir.TensorType, in_step: float, act_bits: int = 8,
+                     act_step: float = 2.0 ** -4) -> IntegerMinMaxMLP:
+    """Deploy a ReLU MLP of ``linears`` with k-bit min/max weights (pruned where a mask is
+    False) on integer inputs of ``in_type`` and power-of-two ``in_step``."""
+    for step, what in ((in_step, "input step"), (act_step, "activation step")):
+        if not step > 0 or 2.0 ** round(math.log2(step)) != step:
+            raise ValueError(f"the {what} must be a positive power of two, not {step!r}")
+    layers, unit_x = [], in_step
+    for i, linear in enumerate(linears):
+        keep = np.ones(tuple(linear.weight.shape), bool) if masks is None or masks[i] is None \
+            else np.asarray(masks[i], bool)
+        layers.append(_lower_layer(linear, k, keep, unit_x))
+        unit_x = act_step
+    return IntegerMinMaxMLP(in_type, in_step, layers, act_bits, act_step)
