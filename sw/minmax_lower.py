@@ -22,10 +22,12 @@ weight). The deployed form makes that identity exact in integers:
   step ``s_h`` is ``clamp(round_half_even(max(0, y) / s_h), 0, 2^act_bits - 1)`` (a QONNX
   unsigned ``Quant``, ROUND); the output layer's logits end in an argmax.
 
-:class:`IntegerMinMaxMLP` runs the deployed network in the split form, ``2^j A + Z S`` with
-``A = sum q x`` and ``S = sum_kept x``, all in int64 (the rounding of ``y / s_h`` is an exact
-integer rounding: ``u / s_h`` is an 8-bit integer times a power of two), independent of the
-golden model, which runs the ``dense_mac`` weights ``E``. :func:`hwgen.sw.export.export_onnx`
+:class:`IntegerMinMaxMLP` runs the deployed network twice, independently of the golden model
+(which runs the ``dense_mac`` weights ``E``): in PyTorch float64 on the dequantized weights
+``s' q + m'`` (:meth:`IntegerMinMaxMLP.torch_predict`, exact, see there), and in the split form
+``2^j A + Z S`` with ``A = sum q x`` and ``S = sum_kept x`` in int64
+(:meth:`IntegerMinMaxMLP.predict`; the rounding of ``y / s_h`` is an exact integer rounding:
+``u / s_h`` is an 8-bit integer times a power of two). :func:`hwgen.sw.export.export_onnx`
 writes it as ``Quant -> (MatMul by a weight Quant of E, scale sigma; Add; Quant)* -> MatMul;
 Add``, which the compiler lowers to ``dense_mac`` layers with multi-thresholds and an argmax.
 """
@@ -161,6 +163,25 @@ class IntegerMinMaxMLP:
         """Class per input vector (argmax, ties to the lowest index)."""
         acc, _ = self.logits_units(x)
         return np.argmax(acc, axis=1)
+
+    def torch_predict(self, x: np.ndarray) -> np.ndarray:
+        """The same classes from PyTorch's float64 inference on the dequantized weights
+        ``s' q + m'`` (0 where pruned) and biases ``B u``: every product and sum is a
+        multiple of ``u`` below 2^53 of it, so float64 is exact here, and
+        ``torch.round`` rounds half to even as the requantization does."""
+        h = torch.as_tensor(np.asarray(x), dtype=torch.float64) * self.in_step
+        unit_x = self.in_step
+        for i, layer in enumerate(self.layers):
+            q = torch.from_numpy(layer.q).double()
+            w = (2 ** layer.j * layer.sigma) * q + layer.zero * layer.sigma    # s' q + m'
+            w = torch.where(torch.from_numpy(layer.keep), w, torch.zeros_like(w))
+            b = torch.from_numpy(layer.bias).double() * (unit_x * layer.sigma)
+            y = torch.nn.functional.linear(h, w, b)
+            if i == len(self.layers) - 1:
+                return torch.argmax(y, dim=1).numpy()
+            codes = torch.round(torch.relu(y) / self.act_step).clamp(max=2 ** self.act_bits - 1)
+            h, unit_x = codes * self.act_step, self.act_step
+        raise AssertionError("unreachable")
 
 
 def lower_minmax_mlp(linears: list[nn.Linear], *, k: int, masks: list[np.ndarray] | None = None,

@@ -32,6 +32,7 @@ def test_rtl_minmax_mlp(tmp_path, k):
     x = np.random.default_rng(k).integers(-128, 128, (10_000, 8))
     expected = check_rtl(model, folding, x, tmp_path / "sim", seed=k)
     np.testing.assert_array_equal(expected[:, 0], net.predict(x))
+    np.testing.assert_array_equal(expected[:, 0], net.torch_predict(x))
 
 
 def trained_pruned_decoder(seed=0):

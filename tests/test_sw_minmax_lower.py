@@ -1,6 +1,7 @@
 """Min/max-quantized, pruned MLPs (seed 001 §5-§6) deployed as integer MACs: the zero-point
-identity, the deployed parameters against the seed's formula, and the ladder torch (split
-form, int64) == golden (dense_mac on E = 2^j q + Z) through ONNX and the compiler."""
+identity, the deployed parameters against the seed's formula, and the ladder torch (float64 on
+the dequantized weights) == split form (int64) == golden (dense_mac on E = 2^j q + Z) through
+ONNX and the compiler."""
 
 import numpy as np
 import pytest
@@ -42,6 +43,7 @@ def test_ladder_split_form_equals_golden(tmp_path, k):
     assert len(np.unique(hidden)) > 20                 # the activations really vary
     pred = net.predict(x)
     np.testing.assert_array_equal(outs[-1][:, 0], pred)
+    np.testing.assert_array_equal(net.torch_predict(x), pred)
     assert len(np.unique(pred)) >= 8
     # the hardware's weights: E = 2^j q + Z where kept, absent (0) where pruned
     for layer, lowered in zip(model.layers[:2], net.layers):
