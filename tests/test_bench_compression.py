@@ -76,6 +76,7 @@ def test_comms_autoencoder_tiny(tmp_path):
 
     b = res["b"]
     assert b["ebn0_db"] == 4.0
+    assert set(b["models"]) == {"ae 4-7 student", "ae 4-7 teacher", "ae 4-7 teacher + L2"}
     for d in b["models"].values():
         assert set(d["by_bits"]) == {"1", "4", "8"}
         assert _is_rate(d["float"]) and all(_is_rate(v) for v in d["by_bits"].values())
