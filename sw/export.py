@@ -80,6 +80,14 @@ class _Graph:
         self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
         return name
 
+    def input_quant(self, step: float, t) -> str:
+        """The graph input's ``Quant`` to integer codes of type ``t`` (signed or unsigned) and
+        step ``step`` (round half to even)."""
+        return self.node("Quant", ["x", self.const("in_step", step), self.const("zero", 0.0),
+                                   self.const("in_bits", float(t.bits))], "x_quant",
+                         domain=QONNX_DOMAIN, signed=int(t.kind == "signed"), narrow=0,
+                         rounding_mode="ROUND")
+
     def batch_norm(self, x: str, bn, name: str) -> str:
         """A ``BatchNormalization`` node of ``bn``'s inference-mode statistics."""
         return self.node("BatchNormalization",
@@ -252,9 +260,7 @@ def _sam_graph(net) -> _Graph:
     """Graph of a :class:`hwgen.sw.sam_lower.IntegerSAMNet` (see the module docs)."""
     g = _Graph()
     s, t = net.grid.step, net.weight_step
-    x = g.node("Quant", ["x", g.const("in_step", s), g.const("zero", 0.0),
-                         g.const("in_bits", float(net.grid.bits))], "x_quant",
-               domain=QONNX_DOMAIN, signed=1, narrow=0, rounding_mode="ROUND")
+    x = g.input_quant(s, net.grid.type)
     weights = np.empty((len(net.terms), net.n_hidden, net.n_in), np.float32)
     fill = np.zeros((len(net.terms), net.n_hidden), np.float32)
     for k, term in enumerate(net.terms):
@@ -279,10 +285,7 @@ def _qam_graph(net) -> _Graph:
     """Graph of a :class:`hwgen.sw.qam_lower.IntegerQAMNet` (see the module docs)."""
     g = _Graph()
     s, t = net.in_step, net.weight_step
-    x = g.node("Quant", ["x", g.const("in_step", s), g.const("zero", 0.0),
-                         g.const("in_bits", float(net.in_type.bits))], "x_quant",
-               domain=QONNX_DOMAIN, signed=int(net.in_type.kind == "signed"), narrow=0,
-               rounding_mode="ROUND")
+    x = g.input_quant(s, net.in_type)
     if net.weights is not None:
         w = g.node("Quant", [g.const("fc_w", _exact_f32(net.weights.numpy().T, t, "a weight")),
                              g.const("fc_step", t), g.const("zero", 0.0),
@@ -299,10 +302,7 @@ def _qam_graph(net) -> _Graph:
 def _minmax_graph(net) -> _Graph:
     """Graph of a :class:`hwgen.sw.minmax_lower.IntegerMinMaxMLP` (see the module docs)."""
     g = _Graph()
-    x = g.node("Quant", ["x", g.const("in_step", net.in_step), g.const("zero", 0.0),
-                         g.const("in_bits", float(net.in_type.bits))], "x_quant",
-               domain=QONNX_DOMAIN, signed=int(net.in_type.kind == "signed"), narrow=0,
-               rounding_mode="ROUND")
+    x = g.input_quant(net.in_step, net.in_type)
     unit_x = net.in_step
     last = len(net.layers) - 1
     for i, layer in enumerate(net.layers):

@@ -819,14 +819,14 @@ class QAMSlicer(Layer):
         d, s = Fraction(float(delta)), Fraction(float(scale))
         if d <= 0 or s <= 0:
             raise ValueError(f"{name}: delta and scale must be positive, not {delta}, {scale}")
-        m = {4: 2, 16: 4, 64: 8, 256: 16}[order]
+        m = math.isqrt(order)
         bounds = [math.ceil((-d + (2 * i + 1) * d / (m - 1)) / s) for i in range(m - 1)]
         return cls(name=name, n=n, order=order, boundaries=tuple(bounds), output=output)
 
     @property
     def levels(self) -> int:
         """Levels per axis, ``M = sqrt(order)``."""
-        return {4: 2, 16: 4, 64: 8, 256: 16}[self.order]
+        return math.isqrt(self.order)
 
     @property
     def bits_per_axis(self) -> int:

@@ -43,6 +43,7 @@ from torch import nn
 
 from . import ir
 from .compress import minmax_levels
+from .sam_lower import check_power_of_two
 
 __all__ = ["MinMaxLayer", "IntegerMinMaxMLP", "lower_minmax_mlp", "round_significant"]
 
@@ -54,15 +55,6 @@ def round_significant(v: float, bits: int = SIGMA_BITS) -> float:
     """``v > 0`` rounded to ``bits`` significant bits (half to even)."""
     e = math.floor(math.log2(v)) - (bits - 1)
     return float(np.round(v / 2.0 ** e) * 2.0 ** e)
-
-
-def _mantissa(v: float) -> tuple[int, int]:
-    """``(M, e)`` with ``v == M * 2^e`` exactly, M an odd integer (v a positive float)."""
-    m, e = math.frexp(v)
-    mi, ei = int(m * (1 << 53)), e - 53
-    while mi % 2 == 0:
-        mi, ei = mi // 2, ei + 1
-    return mi, ei
 
 
 @dataclass
@@ -136,33 +128,26 @@ class IntegerMinMaxMLP:
 
     def _requantize(self, acc: np.ndarray, unit: float) -> np.ndarray:
         """``clamp(round_half_even(max(0, acc u) / s_h), 0, 2^bits - 1)``, exactly: ``u / s_h``
-        is ``M 2^e`` with M an integer."""
-        m, e = _mantissa(unit / self.act_step)
-        v = np.maximum(acc, 0) * m                        # times 2^e
-        if e >= 0:
-            codes = v << e
-        else:
-            d = 1 << -e
-            quo, rem = np.divmod(v, d)
-            codes = quo + ((2 * rem > d) | ((2 * rem == d) & (quo % 2 == 1)))
+        is a ratio ``num / den`` of integers, ``den`` a power of two."""
+        num, den = (unit / self.act_step).as_integer_ratio()
+        quo, rem = np.divmod(np.maximum(acc, 0) * num, den)
+        codes = quo + ((2 * rem > den) | ((2 * rem == den) & (quo % 2 == 1)))
         return np.minimum(codes, (1 << self.act_bits) - 1).astype(np.int64)
 
-    def logits_units(self, x: np.ndarray) -> tuple[np.ndarray, float]:
-        """The last layer's accumulators (int64, split form) and their unit."""
-        unit_x = self.in_step
+    def layer_outputs(self, x: np.ndarray) -> list[np.ndarray]:
+        """Per layer, in the split form (int64): the hidden layers' activation codes, then the
+        last layer's accumulators."""
+        outs, unit_x = [], self.in_step
         x = np.asarray(x, dtype=np.int64)
-        for i, layer in enumerate(self.layers):
-            acc = layer.split(x)
-            unit = unit_x * layer.sigma
-            if i == len(self.layers) - 1:
-                return acc, unit
-            x, unit_x = self._requantize(acc, unit), self.act_step
-        raise AssertionError("unreachable")
+        for layer in self.layers[:-1]:
+            x = self._requantize(layer.split(x), unit_x * layer.sigma)
+            outs.append(x)
+            unit_x = self.act_step
+        return outs + [self.layers[-1].split(x)]
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class per input vector (argmax, ties to the lowest index)."""
-        acc, _ = self.logits_units(x)
-        return np.argmax(acc, axis=1)
+        return np.argmax(self.layer_outputs(x)[-1], axis=1)
 
     def torch_predict(self, x: np.ndarray) -> np.ndarray:
         """The same classes from PyTorch's float64 inference on the dequantized weights
@@ -189,9 +174,8 @@ def lower_minmax_mlp(linears: list[nn.Linear], *, k: int, masks: list[np.ndarray
                      act_step: float = 2.0 ** -4) -> IntegerMinMaxMLP:
     """Deploy a ReLU MLP of ``linears`` with k-bit min/max weights (pruned where a mask is
     False) on integer inputs of ``in_type`` and power-of-two ``in_step``."""
-    for step, what in ((in_step, "input step"), (act_step, "activation step")):
-        if not step > 0 or 2.0 ** round(math.log2(step)) != step:
-            raise ValueError(f"the {what} must be a positive power of two, not {step!r}")
+    check_power_of_two(in_step, "the input step")
+    check_power_of_two(act_step, "the activation step")
     layers, unit_x = [], in_step
     for i, linear in enumerate(linears):
         keep = np.ones(tuple(linear.weight.shape), bool) if masks is None or masks[i] is None \

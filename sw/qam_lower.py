@@ -29,7 +29,7 @@ import torch
 from . import ir
 from .complex_nn import ComplexLinear, real_embedding
 from .qam import level_index, qam_levels
-from .sam_lower import power_of_two_step
+from .sam_lower import check_power_of_two, power_of_two_step
 
 __all__ = ["IntegerQAMNet", "lower_qam_net", "slicer_only"]
 
@@ -92,20 +92,13 @@ class IntegerQAMNet:
         return torch.complex(level[:, :half], level[:, half:])
 
 
-def _check_step(step: float, what: str) -> float:
-    step = float(step)
-    if not step > 0 or 2.0 ** round(torch.log2(torch.tensor(step)).item()) != step:
-        raise ValueError(f"{what} must be a positive power of two, not {step!r}")
-    return step
-
-
 def lower_qam_net(linear: ComplexLinear, *, order: int, delta: float = 1.0,
                   in_type: ir.TensorType, in_step: float, real_input: bool = True,
                   weight_bits: int = 8) -> IntegerQAMNet:
     """The integer form of ``qam(linear(x))`` (module docs) on input codes of ``in_type``
     and step ``in_step``; ``real_input`` keeps only the columns of real inputs."""
     qam_levels(order)                                # refuses a bad order
-    s = _check_step(in_step, "the input step")
+    s = check_power_of_two(in_step, "the input step")
     w = real_embedding(linear.weight.detach().to(torch.complex128))
     if real_input:
         w = w[:, :linear.in_features]
@@ -124,5 +117,5 @@ def slicer_only(n: int, *, order: int, delta: float, in_type: ir.TensorType,
     """The decision device alone: ``n`` complex received samples (``2 n`` codes, block
     layout) sliced to ``order``-QAM."""
     qam_levels(order)
-    return IntegerQAMNet(in_type, _check_step(in_step, "the input step"), 2 * n, order,
+    return IntegerQAMNet(in_type, check_power_of_two(in_step, "the input step"), 2 * n, order,
                          float(delta))

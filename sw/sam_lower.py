@@ -39,7 +39,7 @@ from . import ir
 from .sam import FORMS, PrunedSAM, SAMLinear
 
 __all__ = ["InputGrid", "IntegerSAMNet", "integer_network", "to_ir", "dense_mac_layer",
-           "power_of_two_step"]
+           "power_of_two_step", "check_power_of_two"]
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,14 @@ def _terms(hidden: SAMLinear | PrunedSAM, grid: InputGrid) -> list[_IntTerm]:
         return terms
     raise TypeError(f"the hidden layer must be a SAMLinear or a PrunedSAM, not "
                     f"{type(hidden).__name__}")
+
+
+def check_power_of_two(step: float, what: str) -> float:
+    """``step`` as a float, or ValueError naming ``what`` unless it is a positive power of two."""
+    step = float(step)
+    if not step > 0 or 2.0 ** round(math.log2(step)) != step:
+        raise ValueError(f"{what} must be a positive power of two, not {step!r}")
+    return step
 
 
 def power_of_two_step(largest: float, bits: int) -> float:

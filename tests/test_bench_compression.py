@@ -8,32 +8,16 @@ columns equal to :mod:`hwgen.sw.comms`'s formulas, memory accounting consistent 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import os
 
 import pytest
-import torch
 
 from hwgen.sw import comms as C
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}",
-                                                  os.path.join(ROOT, "benchmarks", f"{name}.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from benchmark_script import load_benchmark, restore_threads  # noqa: F401 (fixture)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("restore_threads")
 
 
 def _is_rate(x) -> bool:
@@ -41,7 +25,7 @@ def _is_rate(x) -> bool:
 
 
 def test_comms_autoencoder_tiny(tmp_path):
-    mod = _load("comms_autoencoder")
+    mod = load_benchmark("comms_autoencoder")
     out = tmp_path / "ca"
     fractions = [0.0, 0.5, 0.9]
     rc = mod.main(["--steps", "40", "--blocks", "3000", "--retrain-steps", "10",
@@ -108,7 +92,7 @@ def test_comms_autoencoder_tiny(tmp_path):
 
 
 def test_comms_lossless_rule():
-    mod = _load("comms_autoencoder")
+    mod = load_benchmark("comms_autoencoder")
     n = 10_000
     # float 0.05: s.e. of a difference ~ 0.0031, tolerance ~ 0.0062
     assert mod.lossless_from(0.05, {1: 0.4, 2: 0.1, 3: 0.052, 4: 0.049, 5: 0.05}, n) == 3
@@ -117,7 +101,7 @@ def test_comms_lossless_rule():
 
 
 def test_compression_table_tiny(tmp_path):
-    mod = _load("compression_table")
+    mod = load_benchmark("compression_table")
     out = tmp_path / "ct"
     rc = mod.main(["--steps", "40", "--distill-steps", "20", "--retrain-steps", "5",
                    "--blocks", "2000", "--repeats", "5", "--batch", "32", "--out", str(out),

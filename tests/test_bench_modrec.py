@@ -1,27 +1,20 @@
 """End to end run of benchmarks/modrec.py (seed 001, §4.1.2) on tiny settings."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
+import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmark_script import load_benchmark, restore_threads  # noqa: F401 (fixture)
 
-
-def _script(name):
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", ROOT / "benchmarks"
-                                                  / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+pytestmark = pytest.mark.usefixtures("restore_threads")
 
 
 def test_modrec_script_end_to_end(tmp_path):
     out = tmp_path / "modrec"
     snrs = [-10.0, 0.0, 10.0, 16.0]
     n_test = 3
-    assert _script("modrec").main([
+    assert load_benchmark("modrec").main([
         "--n-train", "4", "--n-test", str(n_test), "--snrs", *map(str, snrs), "--epochs", "1",
         "--scale", "0.05", "--repeats", "5", "--time-batch", "8", "--no-paper-scale",
         "--out", str(out), "--no-progress"]) == 0

@@ -14,6 +14,7 @@ from hwgen.boards.targets import get_target
 from hwgen.hw.folding import choose_folding
 from hwgen.sw import golden, ir
 from hwgen.sw.build import folding_budget
+from hwgen.sw.comms import channel
 from hwgen.sw.export import export_onnx
 from hwgen.sw.minmax_lower import lower_minmax_mlp
 from rtl_check import check_rtl
@@ -71,7 +72,6 @@ def test_hwgen_build_of_a_pruned_8bit_decoder_on_the_up5k_dsps(tmp_path):
     with torch.no_grad():
         gen = torch.Generator().manual_seed(1)
         msgs = torch.randint(0, 16, (2000,), generator=gen)
-        from hwgen.sw.comms import channel
         y = channel(ae.encode(msgs), 6.0, rate=4 / 7, kind="awgn", generator=gen)
     codes = np.clip(np.round(y.double().numpy() / 2 ** -5), -128, 127).astype(np.int64)
     np.save(tmp_path / "received.npy", codes)

@@ -6,7 +6,6 @@ unsigned inputs with the raw signed accumulator out (fully parallel: constant we
 inputs with large exponents folded through block RAM, and a two-layer pow2 model with argmax.
 """
 
-
 import numpy as np
 import pytest
 

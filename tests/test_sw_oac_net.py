@@ -1,9 +1,7 @@
 """The split network of seed 000's experiments (sw/oac_net.py) and its two benchmark scripts."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,8 +9,7 @@ import torch
 from hwgen.sw.complex_nn import ComplexLinear
 from hwgen.sw.oac import DriftingChannel, OACLinear, random_channel
 from hwgen.sw.oac_net import OACNet, comm_cost, train_eval
-
-ROOT = Path(__file__).resolve().parents[1]
+from benchmark_script import load_benchmark
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -146,17 +143,9 @@ def test_comm_cost_numbers():
     assert (c["sl_bits"], c["sl_uses"], c["oac_uses"]) == (1920, 60, 3)
 
 
-def _script(name):
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", ROOT / "benchmarks"
-                                                  / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_oac_snr_script_end_to_end(tmp_path):
     out = tmp_path / "snr"
-    assert _script("oac_snr").main(["--epochs", "1", "--seeds", "1", "--snrs", "10",
+    assert load_benchmark("oac_snr").main(["--epochs", "1", "--seeds", "1", "--snrs", "10",
                                     "--out", str(out), "--no-progress"]) == 0
     res = json.loads((out / "results.json").read_text())
     assert (out / "oac_snr.png").stat().st_size > 0
@@ -170,7 +159,7 @@ def test_oac_snr_script_end_to_end(tmp_path):
 
 def test_oac_drift_script_end_to_end(tmp_path):
     out = tmp_path / "drift"
-    assert _script("oac_drift").main(["--epochs", "1", "--seeds", "1", "--rhos", "0", "1",
+    assert load_benchmark("oac_drift").main(["--epochs", "1", "--seeds", "1", "--rhos", "0", "1",
                                       "--every", "10", "--out", str(out),
                                       "--no-progress"]) == 0
     res = json.loads((out / "results.json").read_text())
