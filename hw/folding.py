@@ -43,7 +43,7 @@ from hwgen.hw.engines import WEIGHT_MODES, branch_split, shift_digits
 from hwgen.sw import ir
 
 __all__ = ["Folding", "Resources", "DoesNotFitError", "estimate", "ESTIMATORS", "SPARSE",
-           "SERIAL", "serial_sides",
+           "LOADED", "SERIAL", "serial_sides",
            "check_folding", "fold_steps", "candidates", "choose_folding"]
 
 EBR_BITS = 4096
@@ -62,8 +62,13 @@ SHIFT_MERGED_ADDRESS_BITS = 3
 
 #: The weight mode of the sparse SAM engine (entries walked from block RAM, serial streams).
 SPARSE = "sparse"
+#: The sparse SAM engine with its entries in a RAM (SPRAM) that the input stream loads after
+#: reset (:mod:`hwgen.hw.sam_sparse`, ``storage="loaded"``); only for the model's first layer.
+LOADED = "loaded"
 #: The weight mode of the serial-input MAC engine (a column of weights per input element).
 SERIAL = "serial"
+#: A SPRAM block of the iCE40 UltraPlus: 16,384 words of 16 bits.
+SPRAM_WORDS, SPRAM_WIDTH = 16_384, 16
 
 
 #: Kinds that take each element on their own: ``pe`` elements per cycle, no synapse fold.
@@ -72,7 +77,7 @@ ELEMENTWISE = (ir.MultiThresholdLayer.kind, ir.QAMSlicer.kind)
 
 def serial_sides(f: "Folding") -> tuple[bool, bool]:
     """Whether a layer folded by ``f`` takes its input, and gives its output, serially."""
-    return f.weights in (SPARSE, SERIAL), f.weights == SPARSE
+    return f.weights in (SPARSE, LOADED, SERIAL), f.weights in (SPARSE, LOADED)
 
 
 class DoesNotFitError(ValueError):
@@ -106,25 +111,28 @@ class Folding:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        if self.weights not in WEIGHT_MODES + (SPARSE, SERIAL):
-            raise ValueError(f"weights must be one of {WEIGHT_MODES + (SPARSE, SERIAL)}, not "
-                             f"{self.weights!r}")
+        if self.weights not in WEIGHT_MODES + (SPARSE, LOADED, SERIAL):
+            raise ValueError(f"weights must be one of {WEIGHT_MODES + (SPARSE, LOADED, SERIAL)}, "
+                             f"not {self.weights!r}")
 
 
 @dataclass(frozen=True)
 class Resources:
-    """Logic cells, 4 kbit block RAMs and DSP blocks (SB_MAC16)."""
+    """Logic cells, 4 kbit block RAMs, DSP blocks (SB_MAC16) and SPRAM blocks (SB_SPRAM256KA)."""
 
     lcs: int = 0
     ebr: int = 0
     dsp: int = 0
+    spram: int = 0
 
     def __add__(self, other: "Resources") -> "Resources":
-        return Resources(self.lcs + other.lcs, self.ebr + other.ebr, self.dsp + other.dsp)
+        return Resources(self.lcs + other.lcs, self.ebr + other.ebr, self.dsp + other.dsp,
+                         self.spram + other.spram)
 
-    def fits(self, *, lc_budget: int, ebr_budget: int, dsp_budget: int | None = None) -> bool:
+    def fits(self, *, lc_budget: int, ebr_budget: int, dsp_budget: int | None = None,
+             spram_budget: int = 0) -> bool:
         return self.lcs <= lc_budget and self.ebr <= ebr_budget and \
-            (dsp_budget is None or self.dsp <= dsp_budget)
+            (dsp_budget is None or self.dsp <= dsp_budget) and self.spram <= spram_budget
 
 
 def check_folding(layer: ir.Layer, folding: Folding) -> Folding:
@@ -144,6 +152,10 @@ def check_folding(layer: ir.Layer, folding: Folding) -> Folding:
             folding.simd != 1 or getattr(layer, "threshold", None) is not None):
         bad(f"sparse weights are for sam layers and dense_mac layers without a threshold, with "
             f"pe = simd = 1, not {layer.kind} with pe {folding.pe}, simd {folding.simd}")
+    if folding.weights == LOADED and (layer.kind != ir.SAMLayer.kind or folding.pe != 1 or
+                                      folding.simd != 1):
+        bad(f"loaded weights are for sam layers with pe = simd = 1, not {layer.kind} with pe "
+            f"{folding.pe}, simd {folding.simd}")
     if folding.weights == SERIAL and (layer.kind != ir.DenseMAC.kind or folding.simd != 1 or
                                       layer.threshold is not None):
         bad(f"serial weights are for dense_mac layers without a threshold and with simd = 1, "
@@ -166,7 +178,7 @@ def fold_steps(layer: ir.Layer, folding: Folding) -> int:
     check_folding(layer, folding)
     if layer.kind in ELEMENTWISE:
         return layer.n_out // folding.pe
-    if folding.weights == SPARSE:
+    if folding.weights in (SPARSE, LOADED):
         from hwgen.hw.sam_sparse import mac_entries, sam_entries
         # the load of the serial input, then one entry per cycle
         entries = (sam_entries if layer.kind == ir.SAMLayer.kind else mac_entries)(layer)
@@ -439,7 +451,8 @@ def candidates(layer: ir.Layer) -> list[Folding]:
     if layer.kind in ELEMENTWISE:
         return [Folding(pe, 1, mode) for pe, mode in itertools.product(pes, modes)]
     bfs = _divisors(layer.m_bits * layer.k_bits) if layer.kind == ir.DenseMBBN.kind else [1]
-    sparse = [Folding(1, 1, SPARSE)] if layer.kind == ir.SAMLayer.kind else []
+    sparse = [Folding(1, 1, SPARSE), Folding(1, 1, LOADED)] if layer.kind == ir.SAMLayer.kind \
+        else []
     if layer.kind == ir.DenseMAC.kind and layer.threshold is None:
         sparse += [Folding(1, 1, SPARSE)] + [Folding(pe, 1, SERIAL) for pe in pes]
     return [Folding(pe, simd, mode, bf) for pe, simd, mode, bf in
@@ -473,14 +486,16 @@ def _total(combo, layers, types) -> Resources:
 
 
 def choose_folding(model: ir.Model, *, lc_budget: int, ebr_budget: int,
-                   input_register_lcs: int = 0,
-                   dsp_budget: int | None = None) -> dict[str, Folding]:
+                   input_register_lcs: int = 0, dsp_budget: int | None = None,
+                   spram_budget: int = 0) -> dict[str, Folding]:
     """The fastest folding of ``model`` whose estimate fits both budgets.
 
     ``input_register_lcs`` is charged to every folding of the first layer that takes its input
     as a whole vector (the register that gathers it in front of the pipeline), and not to a
     sparse or serial one, which takes it one element at a time. ``dsp_budget`` (None: no
-    limit) bounds the DSP blocks of the multiply-accumulate layers.
+    limit) bounds the DSP blocks of the multiply-accumulate layers, ``spram_budget`` the SPRAM
+    blocks of loaded entries (``weights="loaded"``), which only the first layer may use: its
+    preamble comes in through the model's input.
 
     The pipeline runs at the pace of its slowest layer, so every layer gets the cheapest
     folding no slower than a common step count, the smallest one that fits. Between weights
@@ -492,6 +507,8 @@ def choose_folding(model: ir.Model, *, lc_budget: int, ebr_budget: int,
     layers, types = model.layers, model.types()
     # each candidate is priced once: multi-branch layers have many (branch folds)
     priced = [_priced(layer, t) for layer, t in zip(layers, types)]
+    priced = [[p for p in ps if p[0].weights != LOADED or (k == 0 and spram_budget > 0)]
+              for k, ps in enumerate(priced)]
     priced[0] = [(f, steps, r if serial_sides(f)[0] else r + Resources(input_register_lcs))
                  for f, steps, r in priced[0]]
     targets = sorted({steps for p in priced for _, steps, _ in p})
@@ -502,7 +519,8 @@ def choose_folding(model: ir.Model, *, lc_budget: int, ebr_budget: int,
         fitting = [combo for combo in itertools.product(*options)
                    if _total(combo, layers, types).fits(lc_budget=lc_budget,
                                                         ebr_budget=ebr_budget,
-                                                        dsp_budget=dsp_budget)]
+                                                        dsp_budget=dsp_budget,
+                                                        spram_budget=spram_budget)]
         if fitting:
             combo = min(fitting, key=lambda c: _total(c, layers, types).lcs)
             return {layer.name: f for layer, (f, _) in zip(layers, combo)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from amaranth.back import verilog
 from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
@@ -53,6 +54,11 @@ class Pipeline(wiring.Component):
                         for layer, t in zip(model.layers, types)]
         self.serial_in = is_serial(self.engines[0], "in")
         self.serial_out = is_serial(self.engines[-1], "out")
+        later = [layer.name for layer, e in zip(model.layers[1:], self.engines[1:])
+                 if len(getattr(e, "preamble", ()))]
+        if later:
+            raise ValueError(f"layer {later[0]}: only the first layer may load its weights from "
+                             "the input stream (a preamble)")
         # an adapter where a serial side meets a vector side: (index of the downstream engine,
         # adapter), for the input of engine k from engine k - 1
         self.adapters = []
@@ -68,6 +74,13 @@ class Pipeline(wiring.Component):
             "o_stream": Out(stream.Signature(
                 vector_layout(types[-1], 1 if self.serial_out else model.n_out))),
         })
+
+    @property
+    def preamble(self) -> np.ndarray:
+        """Input elements to send once after reset, before the first vector: the weights the
+        first engine loads from its input stream (loaded SAM entries), or none."""
+        return np.asarray(getattr(self.engines[0], "preamble", np.zeros(0, np.int64)),
+                          dtype=np.int64)
 
     @property
     def interval(self) -> int:

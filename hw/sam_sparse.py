@@ -23,6 +23,20 @@ consumer stalls the walk and nothing is lost.
 No multiplier: one adder (x + w), one comparator and multiplexer per reduction (max and min,
 selected by the term), one adder for the signed sum.
 
+**Loaded entries** (``storage="loaded"``). The pruned layer of the paper keeps about 6,000
+entries of about 21 bits: more than the UP5K's 30 block RAMs hold next to the output layer's
+weights. Its single-port SPRAMs (4 x 256 kbit) have room, but no initial contents: the
+bitstream cannot fill them. With loaded storage the entries live in a RAM that the engine fills
+from its own input stream after reset: the first :attr:`SparseSAMEngine.preamble` transfers
+(``ceil(word_bits / in_bits)`` per entry, least significant chunk first, each chunk's bits read
+as an input element) are entry words, not input elements; vectors follow. The host sends that
+preamble once after configuration (``hwgen build`` writes it as ``preamble.bin``); the
+verification bench sends it before the vectors. The RAM's read and write ports share one
+address (its read port idles while it writes, SPRAM's no-change read), it carries
+``ram_style = "huge"`` and it is named ``spram_entries``: the flow deletes its all-zero initial
+value (:data:`hwgen.boards.ooc.SPRAM_PRELUDE`), which Amaranth writes and SPRAM cannot hold,
+so yosys maps it to SB_SPRAM256KA blocks.
+
 :class:`SparseMACEngine` is the same walk for a pruned ``dense_mac`` layer: its entries are the
 nonzero weights (a pruned weight is absent, not a stored zero), a row's bias is a fill entry at
 its start, the candidate is the product ``x_i * w`` (one multiplier, an SB_MAC16 when wide
@@ -42,7 +56,11 @@ from amaranth.lib.wiring import In, Out
 from hwgen.hw.engines import element_shape
 from hwgen.sw import ir
 
-__all__ = ["SparseSAMEngine", "SparseMACEngine", "sam_entries", "mac_entries", "FIFO_DEPTH"]
+__all__ = ["SparseSAMEngine", "SparseMACEngine", "sam_entries", "mac_entries", "FIFO_DEPTH",
+           "STORAGES"]
+
+#: Where the entries live: a ROM in block RAM, or a RAM loaded from the input stream (SPRAM).
+STORAGES = ("rom", "loaded")
 
 #: Output FIFO depth; entries are issued while at most ``FIFO_DEPTH - 3`` outputs wait.
 FIFO_DEPTH = 4
@@ -131,6 +149,9 @@ class SparseSAMEngine(wiring.Component):
     layer : SAMLayer
     in_type : TensorType
         Signed or unsigned input elements.
+    storage : str
+        ``"rom"`` (entries in block RAM, fixed by the bitstream) or ``"loaded"`` (entries in a
+        RAM filled from the input stream after reset: :attr:`preamble`, module docs).
 
     Members
     -------
@@ -142,6 +163,8 @@ class SparseSAMEngine(wiring.Component):
         True: the streams carry one element per transfer.
     n_entries : int
         Entries walked per vector (see :func:`sam_entries`).
+    word_bits : int
+        Width of an entry word: input index, value, last bit, fill bit.
 
     Throughput is one vector per ``n_in + n_entries + 4`` cycles when the input is offered
     every cycle and the output is always taken (:attr:`interval`).
@@ -149,15 +172,20 @@ class SparseSAMEngine(wiring.Component):
 
     serial_in = serial_out = True
 
-    def __init__(self, layer: ir.SAMLayer, *, in_type: ir.TensorType):
+    def __init__(self, layer: ir.SAMLayer, *, in_type: ir.TensorType, storage: str = "rom"):
         if not in_type.is_integer:
             raise ValueError(f"{layer.name}: a {layer.kind} layer takes integer inputs, not "
                              f"{in_type.kind}")
-        self.layer, self.in_type = layer, in_type
+        if storage not in STORAGES:
+            raise ValueError(f"{layer.name}: storage must be one of {STORAGES}, not {storage!r}")
+        self.layer, self.in_type, self.storage = layer, in_type, storage
         self.n_in, self.n_out = layer.n_in, layer.n_out
         self.out_type = layer.out_type(in_type)
         self.entries = self.make_entries(layer)
         self.n_entries = len(self.entries[0])
+        index_bits, value_bits, _, _ = _widths(layer, in_type, self.entries,
+                                               self.groups()[0][0] == "sum")
+        self.word_bits = index_bits + value_bits + 2
         super().__init__({
             "i_stream": In(stream.Signature(data.ArrayLayout(element_shape(in_type), 1))),
             "o_stream": Out(stream.Signature(data.ArrayLayout(element_shape(self.out_type),
@@ -169,6 +197,29 @@ class SparseSAMEngine(wiring.Component):
         return [(t.reduce, t.sign) for t in self.layer.terms]
 
     make_entries = staticmethod(sam_entries)
+
+    @property
+    def chunks(self) -> int:
+        """Input transfers per entry word of the preamble."""
+        return -(-self.word_bits // element_shape(self.in_type).width)
+
+    @property
+    def preamble(self) -> np.ndarray:
+        """The input elements that load the entries (``storage="loaded"``; empty for a ROM):
+        per entry word, ``chunks`` elements, least significant bits first, each chunk's bits
+        read as an element of the input type (two's complement for a signed one)."""
+        if self.storage == "rom":
+            return np.zeros(0, np.int64)
+        index_bits = self.word_bits - 2 - _widths(self.layer, self.in_type, self.entries,
+                                                  self.groups()[0][0] == "sum")[1]
+        words = _pack_entries(*self.entries, index_bits, self.word_bits - 2 - index_bits)
+        width = element_shape(self.in_type).width
+        chunks = [(w >> (width * k)) & ((1 << width) - 1)
+                  for w in words for k in range(self.chunks)]
+        codes = np.array(chunks, dtype=np.int64)
+        if self.in_type.kind == "signed":
+            codes = np.where(codes >= 1 << (width - 1), codes - (1 << width), codes)
+        return codes
 
     def candidate(self, x, value):
         """eq. 5's sum of an input and a weight."""
@@ -199,10 +250,40 @@ class SparseSAMEngine(wiring.Component):
         x_write = x_ram.write_port()
         x_read = x_ram.read_port(transparent_for=())
         word_bits = index_bits + value_bits + 2
-        words = _pack_entries(*self.entries, index_bits, value_bits)
-        m.submodules.entries = rom = Memory(shape=unsigned(word_bits), depth=len(words),
-                                            init=words, attrs={"rom_style": "block"})
-        rom_read = rom.read_port()
+        loaded = self.storage == "loaded"
+        # the entries: a ROM, or a RAM filled from the input stream (one address for both ports)
+        ready = Signal(init=int(not loaded))   # the entries are in place
+        entry_addr = Signal(range(max(2, self.n_entries)))
+        load_addr = Signal.like(entry_addr)
+        if loaded:
+            # named for the flow, which drops its (all-zero) initial value: SPRAM has none
+            m.submodules.spram_entries = rom = Memory(shape=unsigned(word_bits),
+                                                      depth=self.n_entries, init=[],
+                                                      attrs={"ram_style": "huge"})
+            rom_write = rom.write_port()
+            rom_read = rom.read_port(transparent_for=())
+            width = element_shape(self.in_type).width
+            shift = Signal(self.chunks * width)
+            chunk = Signal(range(self.chunks + 1))
+            new = Cat(shift[width:], self.i_stream.payload.as_value()[:width])
+            take = ~ready & self.i_stream.valid
+            m.d.comb += [rom_write.addr.eq(entry_addr), rom_write.data.eq(new[:word_bits]),
+                         rom_write.en.eq(take & (chunk == self.chunks - 1)),
+                         rom_read.en.eq(~rom_write.en)]
+            with m.If(take):
+                m.d.sync += shift.eq(new)
+                with m.If(chunk == self.chunks - 1):
+                    m.d.sync += [chunk.eq(0), load_addr.eq(load_addr + 1)]
+                    with m.If(load_addr == self.n_entries - 1):
+                        m.d.sync += ready.eq(1)
+                with m.Else():
+                    m.d.sync += chunk.eq(chunk + 1)
+        else:
+            words = _pack_entries(*self.entries, index_bits, value_bits)
+            m.submodules.entries = rom = Memory(shape=unsigned(word_bits), depth=len(words),
+                                                init=words, attrs={"rom_style": "block"})
+        rom_read = rom.read_port() if not loaded else rom_read
+        m.d.comb += rom_read.addr.eq(entry_addr)
 
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=out_shape.width, depth=FIFO_DEPTH)
         m.d.comb += [
@@ -214,17 +295,17 @@ class SparseSAMEngine(wiring.Component):
         loading = Signal(init=1)
         count = Signal(range(max(self.n_in, self.n_entries) + 1))
         m.d.comb += [
-            self.i_stream.ready.eq(loading),
+            self.i_stream.ready.eq(loading | ~ready),
             x_write.addr.eq(count),
             x_write.data.eq(self.i_stream.payload[0]),
-            x_write.en.eq(loading & self.i_stream.valid),
+            x_write.en.eq(ready & loading & self.i_stream.valid),
         ]
 
         # stage A: issue entry `count` to the ROM while the FIFO has room for what is in flight
         issue = Signal()
-        m.d.comb += [issue.eq(~loading & (fifo.level <= FIFO_DEPTH - 1 - _IN_FLIGHT)),
-                     rom_read.addr.eq(count)]
-        with m.If(loading & self.i_stream.valid):
+        m.d.comb += issue.eq(~loading & (fifo.level <= FIFO_DEPTH - 1 - _IN_FLIGHT))
+        m.d.comb += entry_addr.eq(Mux(ready, count, load_addr))
+        with m.If(ready & loading & self.i_stream.valid):
             with m.If(count == self.n_in - 1):
                 m.d.sync += [count.eq(0), loading.eq(0)]
             with m.Else():
@@ -289,11 +370,11 @@ class SparseMACEngine(SparseSAMEngine):
 
     make_entries = staticmethod(mac_entries)
 
-    def __init__(self, layer: ir.DenseMAC, *, in_type: ir.TensorType):
+    def __init__(self, layer: ir.DenseMAC, *, in_type: ir.TensorType, storage: str = "rom"):
         if layer.threshold is not None:
             raise ValueError(f"{layer.name}: the sparse MAC engine emits sums; a thresholded "
                              "dense_mac layer needs a vector engine")
-        super().__init__(layer, in_type=in_type)
+        super().__init__(layer, in_type=in_type, storage=storage)
 
     def groups(self) -> list[tuple[str, int]]:
         return [("sum", 1)]
@@ -302,11 +383,13 @@ class SparseMACEngine(SparseSAMEngine):
         return x * value
 
 
-def estimate_sparse_sam(layer, in_type: ir.TensorType) -> "Resources":
+def estimate_sparse_sam(layer, in_type: ir.TensorType, storage: str = "rom") -> "Resources":
     """iCE40 cost of :class:`SparseSAMEngine` (or of :class:`SparseMACEngine` for a
     ``dense_mac`` layer): the entry ROM and the input RAM in EBRs, and a datapath of registers,
-    one adder, one comparator with its multiplexer (or a multiplier) and the signed sum."""
-    from hwgen.hw.folding import Resources, _rom
+    one adder, one comparator with its multiplexer (or a multiplier) and the signed sum. With
+    ``storage="loaded"`` the entries take SPRAM blocks instead, and the loader a shift register
+    of one entry word and its counters."""
+    from hwgen.hw.folding import SPRAM_WIDTH, SPRAM_WORDS, Resources, _rom
 
     is_mac = layer.kind == ir.DenseMAC.kind
     entries = (mac_entries if is_mac else sam_entries)(layer)
@@ -323,7 +406,13 @@ def estimate_sparse_sam(layer, in_type: ir.TensorType) -> "Resources":
         product = value_bits + element_shape(in_type).width
         dsp = int(product >= DSP_MIN_PRODUCT_BITS)
         lcs += 0 if dsp else value_bits * element_shape(in_type).width
-    return (Resources(lcs, dsp=dsp) + _rom(n_entries, word, "bram")
+    if storage == "loaded":
+        width = element_shape(in_type).width
+        lcs += -(-word // width) * width + counter + 8
+        entries_cost = Resources(spram=-(-word // SPRAM_WIDTH) * -(-n_entries // SPRAM_WORDS))
+    else:
+        entries_cost = _rom(n_entries, word, "bram")
+    return (Resources(lcs, dsp=dsp) + entries_cost
             + _rom(layer.n_in, element_shape(in_type).width, "bram"))
 
 
@@ -337,12 +426,17 @@ def _register() -> None:
         vector, vector_cost = ENGINES.get(kind), folding.ESTIMATORS.get(kind)
 
         def engine(layer, in_type, f, vector=vector, cls=cls):
+            if f.weights == folding.LOADED:
+                folding.check_folding(layer, f)
+                return cls(layer, in_type=in_type, storage="loaded")
             if f.weights == folding.SPARSE or vector is None:
                 folding.check_folding(layer, f)
                 return cls(layer, in_type=in_type)
             return vector(layer, in_type, f)
 
         def cost(layer, in_type, f, vector_cost=vector_cost):
+            if f.weights == folding.LOADED:
+                return estimate_sparse_sam(layer, in_type, "loaded")
             if f.weights == folding.SPARSE or vector_cost is None:
                 return estimate_sparse_sam(layer, in_type)
             return vector_cost(layer, in_type, f)

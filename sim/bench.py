@@ -65,6 +65,11 @@ class StreamBench:
         # a serial input takes each vector as its elements, one transfer each
         self.inputs = pack(vectors.reshape(-1, 1) if self.serial else vectors, config["in_bits"],
                            config["in_signed"])
+        if config.get("preamble"):
+            # elements the design loads as weights after reset, sent before the first vector
+            preamble = np.load(config["preamble"]).reshape(-1, 1)
+            self.inputs = list(pack(preamble, config["in_bits"], config["in_signed"])) + \
+                list(self.inputs)
         self.expected = np.load(config["expected"])
         self.stall = config["stall"]
         self.drive_rng = random.Random(f"{config['seed']}:drive")

@@ -248,7 +248,8 @@ def _write_log(path: Path, result: VerifyResult, *, top: str, source: Path, conf
 def verify(verilog: str, *, top: str = "top", vectors, expected, in_bits: int, in_signed: bool,
            out_bits: int, out_signed: bool, n_out: int, build_dir, seed: int = 0,
            stall: float = 0.3, simulator: str = "verilator",
-           max_idle_cycles: int = 100_000, in_serial: bool = False) -> VerifyResult:
+           max_idle_cycles: int = 100_000, in_serial: bool = False,
+           preamble=None) -> VerifyResult:
     """Stream every row of ``vectors`` through the design and compare its outputs to ``expected``.
 
     Parameters
@@ -273,6 +274,10 @@ def verify(verilog: str, *, top: str = "top", vectors, expected, in_bits: int, i
     in_serial : bool
         The design takes its input one element per transfer (``i_stream__payload`` is
         ``in_bits`` wide), element 0 first, instead of one vector per transfer.
+    preamble : int array (P,), optional
+        Input elements the design takes once after reset, before the first vector (weights it
+        loads from its input stream, :attr:`hwgen.hw.pipeline.Pipeline.preamble`); a serial
+        input only. They expect no output.
 
     Returns a :class:`VerifyResult`; it does not raise on mismatches, only on bad arguments and
     on a failed build or simulator run.
@@ -291,6 +296,12 @@ def verify(verilog: str, *, top: str = "top", vectors, expected, in_bits: int, i
         raise ValueError(f"stall must be a probability below 1, not {stall!r}")
     pack(vectors, in_bits, in_signed)
     pack(expected, out_bits, out_signed)
+    preamble = np.zeros(0, np.int64) if preamble is None else \
+        np.asarray(preamble, dtype=np.int64).reshape(-1)
+    if len(preamble):
+        if not in_serial:
+            raise ValueError("a preamble needs a serial input (in_serial=True)")
+        pack(preamble.reshape(-1, 1), in_bits, in_signed)
 
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -298,6 +309,7 @@ def verify(verilog: str, *, top: str = "top", vectors, expected, in_bits: int, i
     source.write_text(verilog)
     np.save(build_dir / "vectors.npy", vectors)
     np.save(build_dir / "expected.npy", expected)
+    np.save(build_dir / "preamble.npy", preamble)
     result_path = build_dir / "result.json"
     result_path.unlink(missing_ok=True)
     config = {
@@ -306,6 +318,7 @@ def verify(verilog: str, *, top: str = "top", vectors, expected, in_bits: int, i
         "in_signed": in_signed, "n_out": n_out, "out_bits": out_bits, "out_signed": out_signed,
         "seed": seed, "stall": stall, "max_idle_cycles": max_idle_cycles,
         "in_serial": bool(in_serial),
+        "preamble": str(build_dir / "preamble.npy") if len(preamble) else None,
     }
     config_path = build_dir / "bench.json"
     config_path.write_text(json.dumps(config, indent=1))

@@ -41,11 +41,15 @@ class BuildResult:
     n_random: int
     verify_summary: str
     report: object | None = None          # boards.report.SynthReport
+    n_preamble: int = 0                   # input elements that load weights after reset
 
     def summary(self) -> str:
         lines = [f"build: {self.out}",
                  f"verification: {self.verify_summary}; {self.n_given} given + {self.n_random} "
                  "random vectors, random valid/ready stalls"]
+        if self.n_preamble:
+            lines.append(f"weights loaded after reset: send the {self.n_preamble:,} bytes of "
+                         "preamble.bin once, before the first vector")
         if self.report is not None:
             lines.append(self.report.summary())
             # 10 bits per byte at 115200 baud: n_in bytes in, then n_out bytes back
@@ -86,12 +90,14 @@ def folding_budget(model: Model, target) -> dict:
     """The share of ``target`` the pipeline may fill: 85 % of the logic cells (placement needs
     slack) less the UART wrapper, every EBR and DSP block. The wrapper's receive register holds one input
     vector unless the first engine takes its input serially; that register is charged to the
-    first layer's vector foldings (``input_register_lcs`` of ``choose_folding``)."""
-    dsps = target.resources.get("dsps")
+    first layer's vector foldings (``input_register_lcs`` of ``choose_folding``). Every SPRAM
+    block may hold the first layer's loaded weights."""
+    dsps, spram = target.resources.get("dsps"), target.resources.get("spram")
     return {"lc_budget": int(0.85 * target.resources["lcs"].total) - 120,
             "ebr_budget": target.resources["ebr"].total,
             "input_register_lcs": model.n_in * model.in_type.bits,
-            "dsp_budget": dsps.total if dsps is not None else 0}
+            "dsp_budget": dsps.total if dsps is not None else 0,
+            "spram_budget": spram.total if spram is not None else 0}
 
 
 def _prepare_out(out: Path) -> None:
@@ -128,12 +134,18 @@ def build(onnx_path, *, target: str = "ice40", out, vectors=None, n_random: int 
             x = np.concatenate([extra, x])
         expected = golden.run(model, x)
         np.savez_compressed(work / "vectors.npz", inputs=x, expected=expected)
+        preamble = pipeline.preamble
+        if len(preamble):
+            # one byte per element, as the UART carries a serial input
+            (work / "preamble.bin").write_bytes(
+                (preamble & ((1 << model.in_type.bits) - 1)).astype(np.uint8).tobytes())
         out_t = model.types()[-1]
         log(f"verifying {len(x)} vectors on the RTL (cocotb + Verilator) ...")
         res = verify(verilog, top="top", vectors=x, expected=expected, in_bits=model.in_type.bits,
                      in_signed=model.in_type.kind == "signed", out_bits=out_t.bits,
                      out_signed=out_t.kind == "signed", n_out=model.n_out,
-                     build_dir=work / "sim", seed=seed, in_serial=pipeline.serial_in)
+                     build_dir=work / "sim", seed=seed, in_serial=pipeline.serial_in,
+                     preamble=preamble)
         shutil.copy(res.log_path, work / "verify.log")
         if not res.passed:
             failed = out.with_name(out.name + ".failed")
@@ -142,13 +154,14 @@ def build(onnx_path, *, target: str = "ice40", out, vectors=None, n_random: int 
             raise BuildError(f"RTL disagrees with the golden model: {res.summary()}; "
                              f"evidence kept in {failed}")
         shutil.rmtree(work / "sim")       # the compiled simulation: large, and top.v rebuilds it
-        result = BuildResult(out, model, len(x) - n_random, n_random, res.summary())
+        result = BuildResult(out, model, len(x) - n_random, n_random, res.summary(),
+                             n_preamble=len(preamble))
 
         if synth:
             log(f"synthesizing for {tgt.description} ...")
             report = board_build(pipeline, target=tgt, build_dir=work / "synth", n_in=model.n_in,
                                  in_bits=model.in_type.bits, out_bits=out_t.bits,
-                                 n_out=model.n_out,
+                                 n_out=model.n_out, n_preamble=len(preamble),
                                  cycles_per_inference=max(pipeline.interval, model.n_out))
             shutil.move(report.bitstream, work / "top.bin")
             report.bitstream = "top.bin"   # relative to the build folder

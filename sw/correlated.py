@@ -9,7 +9,11 @@ Signals are generated with the AR(1) recursion
 
 which is stationary with Var x_t = 1 and Cov(x_t, x_{t+k}) = r^k: exactly eq. 6. It costs O(n)
 per signal and needs no n x n matrix (it *is* multiplication by the Cholesky factor of the
-Toeplitz covariance, done as a recursion).
+Toeplitz covariance, done as a recursion). On an accelerator, where n small steps cost n kernel
+launches, a generator on that device draws the batch as that product instead: x = L e with
+L_tk = r^(t-k) c_k for k <= t (c_0 = 1, c_k = sqrt(1 - r^2)), the same distribution by a
+different stream of random numbers. Fixed sets (:meth:`CorrelatedTask.test_set`) always use the
+recursion on the CPU, so they are the same on every machine.
 
 Configuration A is a MAC hidden layer (307 units, ReLU: the paper does not name the activation)
 and B a SAM hidden layer (1024 units, eq. 5), each followed by a dense layer with 10 outputs and a
@@ -20,6 +24,8 @@ training set and no validation set; the test set is fixed (10^5 signals from a s
 from __future__ import annotations
 
 import copy
+import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,7 +36,7 @@ from tqdm import tqdm
 from .sam import FORMS, SAMLinear
 
 __all__ = ["CorrelatedTask", "CorrelatedConfig", "CONFIG_A", "CONFIG_B", "build_model",
-           "train_correlated", "accuracy", "confusion", "magnitude_prune"]
+           "CorrelatedTrainer", "train_correlated", "accuracy", "confusion", "magnitude_prune"]
 
 
 @dataclass(frozen=True)
@@ -71,16 +77,44 @@ class CorrelatedTask:
             x[:, t] = r * x[:, t - 1] + innovation * x[:, t]
         return x
 
+    def factors(self, device: torch.device | str) -> torch.Tensor:
+        """The Cholesky factors of every class side by side, transposed: ``(n, n_classes * n)``.
+
+        Column block c is L_c^T with L_c[t, k] = r_c^(t-k) c_k for k <= t (the recursion's
+        product form), so ``e @ factors`` is every class's signal for the innovations ``e``.
+        """
+        return _factors(self.n, self.n_classes, self.r_max, str(device))
+
     def sample(self, batch_size: int, generator: torch.Generator
                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A fresh batch of (signals, labels) with uniformly random labels."""
-        y = torch.randint(0, self.n_classes, (batch_size,), generator=generator)
-        return self.signals(y, generator), y
+        """A fresh batch of (signals, labels) with uniformly random labels, on the generator's
+        device (by the recursion on the CPU, by the Cholesky product elsewhere)."""
+        device = generator.device
+        y = torch.randint(0, self.n_classes, (batch_size,), generator=generator, device=device)
+        if device.type == "cpu":
+            return self.signals(y, generator), y
+        e = torch.randn(batch_size, self.n, generator=generator, device=device)
+        every = (e @ self.factors(device)).view(batch_size, self.n_classes, self.n)
+        return every[torch.arange(batch_size, device=device), y], y
 
     def test_set(self, size: int = 100_000, *, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """The fixed, balanced test set: label ``k % n_classes`` for the k-th signal."""
         y = torch.arange(size) % self.n_classes
         return self.signals(y, torch.Generator().manual_seed(seed)), y
+
+
+@functools.lru_cache(maxsize=8)
+def _factors(n: int, n_classes: int, r_max: float, device: str) -> torch.Tensor:
+    rs = torch.linspace(-r_max, r_max, n_classes, dtype=torch.float64)
+    t = torch.arange(n, dtype=torch.float64)
+    lag = t[:, None] - t[None, :]                                   # t - k
+    scale = torch.full((n,), 1.0, dtype=torch.float64)
+    blocks = []
+    for r in rs.tolist():
+        scale[1:] = (1.0 - r * r) ** 0.5
+        low = torch.where(lag >= 0, torch.tensor(r, dtype=torch.float64) ** lag.clamp(min=0), 0.0)
+        blocks.append((low * scale[None, :]).T)                     # L^T: (k, t)
+    return torch.cat(blocks, dim=1).to(device=device, dtype=torch.float32)
 
 
 @dataclass(frozen=True)
@@ -135,13 +169,13 @@ def build_model(config: CorrelatedConfig) -> nn.Sequential:
     return nn.Sequential(*hidden, nn.Linear(config.width, classes))
 
 
-def train_correlated(config: CorrelatedConfig, *, seed: int = 0, progress: bool = True,
-                     on_epoch: Callable[[int, float, float], None] | None = None
-                     ) -> nn.Sequential:
-    """Train ``build_model(config)`` with Adam on cross-entropy, a fresh batch every step.
+class CorrelatedTrainer:
+    """Adam on cross-entropy over fresh batches (§III-C), resumable, on any device.
 
-    Runs on one CPU thread (restored afterwards): the forward of a SAM layer is memory-bound,
-    and more threads only contend on the shared cores.
+    The initialization draws from ``torch.manual_seed(seed)`` on the CPU, so a model starts the
+    same on every device; the training signals come from a generator on ``device`` seeded with
+    ``seed``. :meth:`state_dict` holds everything needed to continue exactly where it stopped:
+    the model, the optimizer, the generator, the epochs done and their history.
 
     Parameters
     ----------
@@ -149,67 +183,142 @@ def train_correlated(config: CorrelatedConfig, *, seed: int = 0, progress: bool 
         Network and training settings.
     seed : int
         Seeds the initialization and the training signals.
-    progress : bool
-        Show a tqdm bar over the epochs.
-    on_epoch : callable, optional
-        Called after every epoch as ``on_epoch(epoch, loss, accuracy)``: the epoch from 1, and
-        the mean cross-entropy and the training accuracy over that epoch's batches (Fig. 3;
-        the signals are fresh, so it is also a validation accuracy). It changes nothing else.
+    device : str or torch.device
+        Where to train (``"cpu"``, ``"cuda"``).
 
-    Returns
+    Members
     -------
-    nn.Sequential
-        The trained model, in eval mode.
+    model : nn.Sequential
+        The network, on ``device``.
+    epoch : int
+        Epochs done.
+    history : list of [epoch, loss, accuracy]
+        Per epoch done: the mean cross-entropy and the training accuracy over its batches
+        (Fig. 3; the signals are fresh, so it is also a validation accuracy).
+    seconds : float
+        Training time spent so far, over every run.
+    """
+
+    def __init__(self, config: CorrelatedConfig, *, seed: int = 0,
+                 device: torch.device | str = "cpu"):
+        self.config, self.device = config, torch.device(device)
+        torch.manual_seed(seed)
+        self.model = build_model(config).to(self.device)
+        fused = {"fused": True} if self.device.type == "cuda" else {}
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr, **fused)
+        self.gen = torch.Generator(device=self.device).manual_seed(seed)
+        self.epoch, self.history, self.seconds = 0, [], 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.config.epochs
+
+    def run(self, *, deadline: float | None = None, progress: bool = True,
+            on_epoch: Callable[[int, float, float], None] | None = None) -> bool:
+        """Train the remaining epochs, or stop after the first epoch that ends past ``deadline``
+        (a :func:`time.monotonic` value). Returns :attr:`done`; the model is left in eval mode.
+
+        ``on_epoch(epoch, loss, accuracy)`` is called after every epoch, the epoch from 1.
+        """
+        config, loss_fn = self.config, nn.CrossEntropyLoss()
+        bar = tqdm(range(self.epoch, config.epochs), desc="train", unit="epoch",
+                   initial=self.epoch, total=config.epochs, disable=not progress)
+        self.model.train()
+        try:
+            for _ in bar:
+                start = time.perf_counter()
+                total = torch.zeros((), dtype=torch.float64, device=self.device)
+                correct = torch.zeros((), dtype=torch.int64, device=self.device)
+                for _ in range(config.steps_per_epoch):
+                    x, y = config.task.sample(config.batch_size, self.gen)
+                    logits = self.model(x)
+                    loss = loss_fn(logits, y)
+                    self.opt.zero_grad()
+                    loss.backward()
+                    self.opt.step()
+                    # summed on the device: no synchronization per step
+                    total += loss.detach()
+                    correct += (logits.detach().argmax(dim=1) == y).sum()
+                mean = float(total) / config.steps_per_epoch
+                acc = int(correct) / (config.steps_per_epoch * config.batch_size)
+                self.epoch += 1
+                self.history.append([self.epoch, mean, acc])
+                self.seconds += time.perf_counter() - start
+                bar.set_postfix(loss=f"{mean:.3f}")
+                if on_epoch is not None:
+                    on_epoch(self.epoch, mean, acc)
+                if deadline is not None and time.monotonic() > deadline and not self.done:
+                    break
+        finally:
+            bar.close()
+            self.model.eval()
+        return self.done
+
+    def state_dict(self) -> dict:
+        """Everything :meth:`load_state_dict` needs, tensors on the CPU."""
+        return {"model": {k: v.cpu() for k, v in self.model.state_dict().items()},
+                "optimizer": _to_cpu(self.opt.state_dict()), "generator": self.gen.get_state(),
+                "epoch": self.epoch, "history": self.history, "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.gen.set_state(state["generator"])
+        self.epoch, self.history = state["epoch"], [list(h) for h in state["history"]]
+        self.seconds = state["seconds"]
+
+
+def _to_cpu(tree):
+    if isinstance(tree, torch.Tensor):
+        return tree.cpu()
+    if isinstance(tree, dict):
+        return {k: _to_cpu(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_to_cpu(v) for v in tree]
+    return tree
+
+
+def train_correlated(config: CorrelatedConfig, *, seed: int = 0, progress: bool = True,
+                     on_epoch: Callable[[int, float, float], None] | None = None,
+                     device: torch.device | str = "cpu") -> nn.Sequential:
+    """Train ``build_model(config)`` with :class:`CorrelatedTrainer` (``config``, ``seed``,
+    ``device``) to the end, and return its model, in eval mode, on ``device``.
+
+    ``progress`` shows a tqdm bar over the epochs; ``on_epoch(epoch, loss, accuracy)`` is called
+    after every epoch (see :attr:`CorrelatedTrainer.history`) and changes nothing else. On the
+    CPU it runs on one thread (restored afterwards): the forward of a SAM layer is
+    memory-bound, and more threads only contend on the shared cores.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        torch.manual_seed(seed)
-        model = build_model(config)
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-        loss_fn = nn.CrossEntropyLoss()
-        gen = torch.Generator().manual_seed(seed)
-        bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=not progress)
-        model.train()
-        for epoch in bar:
-            total, correct = 0.0, 0
-            for _ in range(config.steps_per_epoch):
-                x, y = config.task.sample(config.batch_size, gen)
-                logits = model(x)
-                loss = loss_fn(logits, y)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.item()
-                if on_epoch is not None:
-                    correct += int((logits.detach().argmax(dim=1) == y).sum())
-            bar.set_postfix(loss=f"{total / config.steps_per_epoch:.3f}")
-            if on_epoch is not None:
-                on_epoch(epoch + 1, total / config.steps_per_epoch,
-                         correct / (config.steps_per_epoch * config.batch_size))
-        model.eval()
-        return model
+        trainer = CorrelatedTrainer(config, seed=seed, device=device)
+        trainer.run(progress=progress, on_epoch=on_epoch)
+        return trainer.model
     finally:
         torch.set_num_threads(threads)
 
 
 @torch.no_grad()
 def _predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    return torch.cat([model(x[i:i + batch_size]).argmax(dim=1)
+    """Predicted classes on the CPU; the batches run on the device of the model's parameters."""
+    device = next(model.parameters()).device
+    return torch.cat([model(x[i:i + batch_size].to(device)).argmax(dim=1).cpu()
                       for i in range(0, len(x), batch_size)])
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 1024
              ) -> float:
     """Fraction of ``x`` classified as ``y`` (argmax ties to the lowest class)."""
-    return float((_predict(model, x, batch_size) == y).double().mean())
+    return float((_predict(model, x, batch_size) == y.cpu()).double().mean())
 
 
 def confusion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_classes: int, *,
               batch_size: int = 1024) -> torch.Tensor:
     """Counts ``c[true, predicted]`` as in Fig. 4 of seed 002."""
     pred = _predict(model, x, batch_size)
-    return torch.bincount(y * n_classes + pred, minlength=n_classes ** 2).view(n_classes, n_classes)
+    return torch.bincount(y.cpu() * n_classes + pred,
+                          minlength=n_classes ** 2).view(n_classes, n_classes)
 
 
 @torch.no_grad()

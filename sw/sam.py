@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 __all__ = [
-    "FORMS", "CHUNK_ELEMENTS", "sum_max", "sum_min", "SAMLinear", "ActivationCounts",
+    "FORMS", "CHUNK_ELEMENTS", "DEVICE_CHUNK_ELEMENTS", "sum_max", "sum_min", "SAMLinear", "ActivationCounts",
     "count_activations", "SparseTerm", "PrunedSAM", "prune",
 ]
 
@@ -50,12 +50,19 @@ FORMS: dict[str, tuple[tuple[str, int], ...]] = {
 
 #: Most sums x_i + W_ij held at once by the chunked forward (8 MiB of float32).
 CHUNK_ELEMENTS = 1 << 21
+#: The same bound on an accelerator (1 GiB of float32), where each chunk costs kernel launches
+#: and memory is plentiful: a 256 x 1024 x 512 batch of the paper's layer is one chunk.
+DEVICE_CHUNK_ELEMENTS = 1 << 28
+
+
+def _chunk_elements(t: torch.Tensor) -> int:
+    return CHUNK_ELEMENTS if t.device.type == "cpu" else max(CHUNK_ELEMENTS, DEVICE_CHUNK_ELEMENTS)
 
 
 def _select(x: torch.Tensor, w: torch.Tensor, reduce: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Values and indices of max_i (or min_i) of x_i + w[j, i] for every output j: both (B, m)."""
     batch, n = x.shape
-    chunk = max(1, CHUNK_ELEMENTS // max(1, batch * n))
+    chunk = max(1, _chunk_elements(x) // max(1, batch * n))
     values, indices = [], []
     for start in range(0, w.shape[0], chunk):
         sums = x[:, None, :] + w[None, start:start + chunk, :]
@@ -198,22 +205,28 @@ class ActivationCounts:
 @torch.no_grad()
 def count_activations(layer: SAMLinear, x: torch.Tensor, *, batch_size: int = 1024
                       ) -> ActivationCounts:
-    """Count, over the inputs ``x`` of shape ``(N, in_features)``, the selections of each entry."""
+    """Count, over the inputs ``x`` of shape ``(N, in_features)``, the selections of each entry.
+
+    Runs on the layer's device (``x`` is moved there batch by batch); the counts come back on
+    the CPU.
+    """
     if x.ndim != 2 or x.shape[1] != layer.in_features or len(x) == 0:
         raise ValueError(f"expected a non-empty (N, {layer.in_features}) input, "
                          f"not {tuple(x.shape)}")
     m, n = layer.out_features, layer.in_features
     weights = layer.term_weights()
-    counts = [torch.zeros(m * n, dtype=torch.int64) for _ in weights]
-    sums = [torch.zeros(m, dtype=torch.float64) for _ in weights]
-    offsets = torch.arange(m) * n
+    device = weights[0].device
+    counts = [torch.zeros(m * n, dtype=torch.int64, device=device) for _ in weights]
+    sums = [torch.zeros(m, dtype=torch.float64, device=device) for _ in weights]
+    offsets = torch.arange(m, device=device) * n
     for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size]
+        xb = x[start:start + batch_size].to(device)
         for k, ((reduce, _), w) in enumerate(zip(FORMS[layer.form], weights)):
             values, index = _select(xb, w, reduce)
             counts[k] += torch.bincount((index + offsets).reshape(-1), minlength=m * n)
             sums[k] += values.double().sum(dim=0)
-    return ActivationCounts([c.view(m, n) for c in counts], [s / len(x) for s in sums], len(x))
+    return ActivationCounts([c.view(m, n).cpu() for c in counts],
+                            [(s / len(x)).cpu() for s in sums], len(x))
 
 
 @dataclass
@@ -260,12 +273,15 @@ class SparseTerm:
         return list(zip(self.indices[lo:hi].tolist(), self.values[lo:hi].tolist()))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        rows = torch.repeat_interleave(torch.arange(self.n_out), self.indptr.diff())
-        out = self.fill.to(x.dtype).expand(len(x), -1).clone()
+        device = x.device
+        rows = torch.repeat_interleave(torch.arange(self.n_out, device=device),
+                                       self.indptr.to(device).diff())
+        indices, values = self.indices.to(device), self.values.to(device)
+        out = self.fill.to(device, x.dtype).expand(len(x), -1).clone()
         # like the dense forward, hold at most CHUNK_ELEMENTS sums: walk the samples in chunks
-        chunk = max(1, CHUNK_ELEMENTS // max(1, len(self.indices)))
+        chunk = max(1, _chunk_elements(x) // max(1, len(self.indices)))
         for start in range(0, len(x), chunk):
-            sums = x[start:start + chunk, self.indices] + self.values
+            sums = x[start:start + chunk, indices] + values
             # include_self=False: outputs with pairs take the max (min) of their sums only
             out[start:start + chunk].scatter_reduce_(
                 1, rows.expand(len(sums), -1), sums, reduce="a" + self.reduce, include_self=False)
@@ -332,6 +348,6 @@ def prune(layer: SAMLinear, activations: ActivationCounts, threshold: float) -> 
         rows, cols = keep.nonzero(as_tuple=True)    # row-major: sorted by output, then input
         indptr = torch.zeros(layer.out_features + 1, dtype=torch.int64)
         indptr[1:] = keep.sum(dim=1).cumsum(0)
-        terms.append(SparseTerm(reduce, sign, indptr, cols, w.detach()[rows, cols].clone(),
+        terms.append(SparseTerm(reduce, sign, indptr, cols, w.detach().cpu()[rows, cols].clone(),
                                 mean.to(w.dtype)))
     return PrunedSAM(layer.in_features, layer.form, terms)

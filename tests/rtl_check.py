@@ -33,7 +33,8 @@ def check_rtl(model, folding, x, build_dir, *, seed: int, max_declarations=MAX_D
     res = verify(text, top="top", vectors=np.asarray(x), expected=expected,
                  in_bits=model.in_type.bits, in_signed=model.in_type.kind == "signed",
                  out_bits=out_type.bits, out_signed=out_type.kind == "signed", n_out=model.n_out,
-                 build_dir=build_dir, seed=seed, stall=0.3, in_serial=pipeline.serial_in)
+                 build_dir=build_dir, seed=seed, stall=0.3, in_serial=pipeline.serial_in,
+                 preamble=pipeline.preamble)
     print(f"{res.summary()}; build {res.build_seconds:.1f} s, {res.seconds:.1f} s in all, "
           f"{res.cycles} cycles; folding {folding}")
     assert res.n_vectors == len(x)

@@ -364,3 +364,59 @@ def test_wrapper_checks_core_widths():
         UartWrapper(core, n_in=16, in_bits=5, out_bits=5, clk_freq=CLK_FREQ)
     with pytest.raises(ValueError, match="in_bits must be 1 to 8"):
         UartWrapper(core, n_in=8, in_bits=10, out_bits=4, clk_freq=CLK_FREQ)
+
+
+class LoadedOffsetCore(wiring.Component):
+    """Test core with a preamble: its first ``p`` transfers load an offset register (their
+    sum); then every two elements x0, x1 give the result ``(x0 + x1 + offset) % 8``."""
+
+    def __init__(self, *, p: int):
+        self.p = p
+        super().__init__({
+            "i_stream": In(stream.Signature(data.ArrayLayout(unsigned(6), 1))),
+            "o_stream": Out(stream.Signature(unsigned(3))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        left = Signal(range(self.p + 1), init=self.p)
+        offset, first, held, full, second = Signal(3), Signal(3), Signal(3), Signal(), Signal()
+        x = self.i_stream.payload[0]
+        m.d.comb += [self.i_stream.ready.eq((left != 0) | ~full | self.o_stream.ready),
+                     self.o_stream.valid.eq(full), self.o_stream.payload.eq(held)]
+        with m.If(self.o_stream.ready):
+            m.d.sync += full.eq(0)
+        with m.If(self.i_stream.valid & self.i_stream.ready):
+            with m.If(left != 0):
+                m.d.sync += [left.eq(left - 1), offset.eq(offset + x)]
+            with m.Elif(~second):
+                m.d.sync += [first.eq(x), second.eq(1)]
+            with m.Else():
+                m.d.sync += [full.eq(1), held.eq(first + x + offset), second.eq(0)]
+        return m
+
+
+def test_wrapper_passes_a_preamble_to_a_serial_core_before_the_vectors():
+    """The first n_preamble bytes reach the core with no result and no vector count; the
+    vectors after them come back one result each."""
+    preamble, n = [5, 1, 7], 2
+    offset = sum(preamble) % 8
+    core = LoadedOffsetCore(p=len(preamble))
+    dut = UartWrapper(core, n_in=n, in_bits=6, out_bits=3, clk_freq=CLK_FREQ, baud=BAUD,
+                      idle_timeout=1e-3, n_preamble=len(preamble))
+    assert dut.serial
+    vectors = [[0, 3], [60, 9], [2, 2]]
+    cycles = bit_cycles(CLK_FREQ, BAUD)
+    results = []
+
+    async def host(ctx):
+        await send_bytes(ctx, dut.rx, preamble, baud=BAUD)
+        for vector in vectors:
+            await send_bytes(ctx, dut.rx, vector, baud=BAUD)
+            results.extend(await receive_bytes(ctx, dut.tx, 1, cycles=cycles))
+
+    run(dut, host, deadline=(len(preamble) + len(vectors) * (n + 2)) * 10 / BAUD + 1e-3)
+    assert results == [(sum(vec) + offset) % 8 for vec in vectors]
+    with pytest.raises(ValueError, match="preamble needs a core"):
+        UartWrapper(ArgMaxCore(n=4, shape=signed(5)), n_in=4, in_bits=5, out_bits=2,
+                    clk_freq=CLK_FREQ, n_preamble=3)

@@ -12,7 +12,7 @@ import pytest
 from amaranth.back import rtlil, verilog
 
 from hwgen.boards.flow import synth_overrides
-from hwgen.boards.ooc import DSP_PRELUDE
+from hwgen.boards.ooc import DSP_PRELUDE, SPRAM_PRELUDE
 from hwgen.boards.targets import get_target
 from hwgen.hw.engines import ENGINES
 from hwgen.hw.folding import (ESTIMATORS, Folding, Resources, candidates, check_folding,
@@ -337,7 +337,11 @@ def test_board_flow_maps_products_to_dsps_on_the_up5k_only():
     the iCE40 UP5K, and nothing extra on a target without DSP blocks."""
     up5k = get_target("ice40")
     assert up5k.device.startswith("iCE40UP5K") and up5k.resources["dsps"].total == DSP_BLOCKS
-    assert synth_overrides(up5k) == {"synth_opts": "-dsp", "script_after_read": DSP_PRELUDE}
+    assert synth_overrides(up5k) == {"synth_opts": "-dsp",
+                                     "script_after_read": f"{DSP_PRELUDE}; {SPRAM_PRELUDE}"}
     no_dsp = dataclasses.replace(up5k, resources={k: v for k, v in up5k.resources.items()
                                                   if k != "dsps"})
-    assert synth_overrides(no_dsp) == {}
+    assert synth_overrides(no_dsp) == {"script_after_read": SPRAM_PRELUDE}
+    neither = dataclasses.replace(up5k, resources={k: v for k, v in up5k.resources.items()
+                                                   if k not in ("dsps", "spram")})
+    assert synth_overrides(neither) == {}

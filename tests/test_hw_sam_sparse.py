@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from amaranth.back import rtlil, verilog
 
-from hwgen.hw.folding import (SPARSE, Folding, candidates, check_folding, choose_folding,
-                              estimate, fold_steps)
+from hwgen.hw.folding import (LOADED, SPARSE, DoesNotFitError, Folding, candidates,
+                              check_folding, choose_folding, estimate, fold_steps)
 from hwgen.hw.pipeline import Pipeline
 from hwgen.hw.sam_sparse import SparseSAMEngine, sam_entries
 from hwgen.hw.testbench import simulate_stream
@@ -32,11 +32,11 @@ def sam_layer(rng, n, m, form, *, keep=0.3, w=8, empty_rows=(1,), both_empty=Non
     return ir.SAMLayer("sam", n=n, terms=terms)
 
 
-def run_serial(layer, in_type, x, rng, **kw):
-    engine = SparseSAMEngine(layer, in_type=in_type)
+def run_serial(layer, in_type, x, rng, storage="rom", **kw):
+    engine = SparseSAMEngine(layer, in_type=in_type, storage=storage)
     expected = golden.run_layer(layer, x, in_type)
-    run = simulate_stream(engine, [[v] for v in np.asarray(x).ravel()],
-                          n_outputs=expected.size, rng=rng, **kw)
+    stream = [[v] for v in engine.preamble.tolist() + np.asarray(x).ravel().tolist()]
+    run = simulate_stream(engine, stream, n_outputs=expected.size, rng=rng, **kw)
     bits = engine.out_type.bits
     got = np.array([o[0] for o in run.outputs], dtype=np.int64).reshape(expected.shape)
     got = np.where(got >= 1 << (bits - 1), got - (1 << bits), got)
@@ -52,6 +52,34 @@ def test_sparse_engine_equals_golden_under_stalls(form, in_type):
     x[0], x[1] = in_type.lo, in_type.hi
     _, expected, got, _ = run_serial(layer, in_type, x, rng, valid_prob=0.6, ready_prob=0.4)
     assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("form", ["eq4", "eq5"])
+@pytest.mark.parametrize("in_type", [S3, U4])
+def test_loaded_entries_come_from_the_preamble(form, in_type):
+    """storage="loaded": the entries arrive as the first transfers, then vectors as usual."""
+    rng = np.random.default_rng(3 + len(form) + in_type.bits)
+    layer = sam_layer(rng, 11, 7, form, both_empty=4)
+    x = rng.integers(in_type.lo, in_type.hi + 1, (30, 11))
+    x[0], x[1] = in_type.lo, in_type.hi
+    engine, expected, got, _ = run_serial(layer, in_type, x, rng, storage="loaded",
+                                          valid_prob=0.6, ready_prob=0.4)
+    assert np.array_equal(got, expected)
+    # the preamble: whole entry words in input-sized chunks, every chunk a legal input element
+    pre = engine.preamble
+    assert len(pre) == engine.n_entries * engine.chunks
+    assert engine.chunks * in_type.bits >= engine.word_bits > (engine.chunks - 1) * in_type.bits
+    assert pre.min() >= in_type.lo and pre.max() <= in_type.hi
+    assert len(SparseSAMEngine(layer, in_type=in_type).preamble) == 0
+
+
+def test_loaded_entries_are_a_ram_marked_for_spram():
+    rng = np.random.default_rng(2)
+    layer = sam_layer(rng, 9, 4, "eq5")
+    text = verilog.convert(SparseSAMEngine(layer, in_type=S3, storage="loaded"), name="top")
+    assert 'ram_style = "huge"' in text and "rom_style" not in text
+    with pytest.raises(ValueError, match="storage must be one of"):
+        SparseSAMEngine(layer, in_type=S3, storage="flash")
 
 
 def test_ties_and_a_dense_layer():
@@ -145,6 +173,33 @@ def test_sparse_folding_is_checked_priced_and_chosen_when_vectors_do_not_fit():
     # a 3000-cell input register leaves no room for any vector folding: the sparse one wins
     chosen = choose_folding(model, lc_budget=3500, ebr_budget=30, input_register_lcs=3000)
     assert chosen["sam"] == Folding(1, 1, SPARSE)
+
+
+def test_loaded_folding_takes_spram_when_the_entries_do_not_fit_block_ram():
+    """The entries leave block RAM for SPRAM only when they must, and only in the first layer."""
+    rng = np.random.default_rng(13)
+    model, _ = _sparse_model(rng, n=64, m=32, keep=0.05)
+    layer = model.layers[0]
+    with pytest.raises(ValueError, match="loaded weights are for sam layers"):
+        check_folding(model.layers[1], Folding(1, 1, LOADED))
+    assert fold_steps(layer, Folding(1, 1, LOADED)) == fold_steps(layer, Folding(1, 1, SPARSE))
+    rom, loaded = (estimate(layer, S3, Folding(1, 1, w)) for w in (SPARSE, LOADED))
+    assert (rom.ebr, rom.spram) == (2, 0) and (loaded.ebr, loaded.spram) == (1, 1)
+    assert loaded.lcs > rom.lcs                          # the loader
+    budget = dict(lc_budget=3500, input_register_lcs=3000)
+    # room for the entry ROM: no preamble needed, the ROM is taken
+    assert choose_folding(model, ebr_budget=30, spram_budget=4, **budget)["sam"].weights == SPARSE
+    # one EBR (the input RAM's) and no more: the entries go to SPRAM, if there is any
+    assert choose_folding(model, ebr_budget=1, spram_budget=1, **budget)["sam"] == \
+        Folding(1, 1, LOADED)
+    with pytest.raises(DoesNotFitError, match="layer sam alone needs about 2 EBRs"):
+        choose_folding(model, ebr_budget=1, spram_budget=0, **budget)
+    # not for a later layer: its input is not the model's, so no preamble reaches it
+    front = sam_layer(rng, 64, 64, "eq5", keep=0.02)
+    front = ir.SAMLayer("front", n=64, terms=front.terms)
+    two = ir.Model(S3, 64, [front] + model.layers).check()
+    chosen = choose_folding(two, ebr_budget=30, spram_budget=4, **budget)
+    assert chosen["sam"].weights != LOADED
 
 
 @pytest.mark.parametrize("in_type", [S3, U4])
