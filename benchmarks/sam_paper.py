@@ -460,7 +460,7 @@ def main(argv=None) -> int:
                    os.path.join(args.out, f"config_{name.lower()}.pt"))
         config = configs[name]
         runs[name].update(width=config.width, label=f"{config.hidden.upper()} {config.width}")
-    if len(models) < 2 or any(m is None for m in models.values()):
+    if any(m is None for m in models.values()):
         print(f"training not finished ({time.perf_counter() - start:.0f} s): run the same "
               "command again to go on", flush=True)
         return 3

@@ -165,6 +165,8 @@ class SparseSAMEngine(wiring.Component):
         Entries walked per vector (see :func:`sam_entries`).
     word_bits : int
         Width of an entry word: input index, value, last bit, fill bit.
+    words : list of int
+        The packed entry words, in walk order (the ROM's contents, or what the preamble loads).
 
     Throughput is one vector per ``n_in + n_entries + 4`` cycles when the input is offered
     every cycle and the output is always taken (:attr:`interval`).
@@ -183,9 +185,11 @@ class SparseSAMEngine(wiring.Component):
         self.out_type = layer.out_type(in_type)
         self.entries = self.make_entries(layer)
         self.n_entries = len(self.entries[0])
-        index_bits, value_bits, _, _ = _widths(layer, in_type, self.entries,
-                                               self.groups()[0][0] == "sum")
+        # (index bits, value bits, candidate shape, partial-sum shape), and the packed words
+        self.widths = _widths(layer, in_type, self.entries, self.groups()[0][0] == "sum")
+        index_bits, value_bits = self.widths[:2]
         self.word_bits = index_bits + value_bits + 2
+        self.words = _pack_entries(*self.entries, index_bits, value_bits)
         super().__init__({
             "i_stream": In(stream.Signature(data.ArrayLayout(element_shape(in_type), 1))),
             "o_stream": Out(stream.Signature(data.ArrayLayout(element_shape(self.out_type),
@@ -210,12 +214,9 @@ class SparseSAMEngine(wiring.Component):
         read as an element of the input type (two's complement for a signed one)."""
         if self.storage == "rom":
             return np.zeros(0, np.int64)
-        index_bits = self.word_bits - 2 - _widths(self.layer, self.in_type, self.entries,
-                                                  self.groups()[0][0] == "sum")[1]
-        words = _pack_entries(*self.entries, index_bits, self.word_bits - 2 - index_bits)
         width = element_shape(self.in_type).width
         chunks = [(w >> (width * k)) & ((1 << width) - 1)
-                  for w in words for k in range(self.chunks)]
+                  for w in self.words for k in range(self.chunks)]
         codes = np.array(chunks, dtype=np.int64)
         if self.in_type.kind == "signed":
             codes = np.where(codes >= 1 << (width - 1), codes - (1 << width), codes)
@@ -240,8 +241,7 @@ class SparseSAMEngine(wiring.Component):
         groups = self.groups()
         n_terms = len(groups)
         reduce_sum = groups[0][0] == "sum"
-        index_bits, value_bits, sum_shape, acc_shape = _widths(self.layer, self.in_type,
-                                                               self.entries, reduce_sum)
+        index_bits, value_bits, sum_shape, acc_shape = self.widths
         x_shape = element_shape(self.in_type)
         out_shape = element_shape(self.out_type)
 
@@ -249,7 +249,7 @@ class SparseSAMEngine(wiring.Component):
         m.submodules.x_ram = x_ram = Memory(shape=x_shape, depth=self.n_in, init=[])
         x_write = x_ram.write_port()
         x_read = x_ram.read_port(transparent_for=())
-        word_bits = index_bits + value_bits + 2
+        word_bits = self.word_bits
         loaded = self.storage == "loaded"
         # the entries: a ROM, or a RAM filled from the input stream (one address for both ports)
         ready = Signal(init=int(not loaded))   # the entries are in place
@@ -279,10 +279,9 @@ class SparseSAMEngine(wiring.Component):
                 with m.Else():
                     m.d.sync += chunk.eq(chunk + 1)
         else:
-            words = _pack_entries(*self.entries, index_bits, value_bits)
-            m.submodules.entries = rom = Memory(shape=unsigned(word_bits), depth=len(words),
-                                                init=words, attrs={"rom_style": "block"})
-        rom_read = rom.read_port() if not loaded else rom_read
+            m.submodules.entries = rom = Memory(shape=unsigned(word_bits), depth=len(self.words),
+                                                init=self.words, attrs={"rom_style": "block"})
+            rom_read = rom.read_port()
         m.d.comb += rom_read.addr.eq(entry_addr)
 
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=out_shape.width, depth=FIFO_DEPTH)

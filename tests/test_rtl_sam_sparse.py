@@ -2,12 +2,18 @@
 -> add-subtract layer -> argmax) equals the golden model on 10,000 vectors, ties and fully
 pruned outputs included; with the entries in block RAM, and loaded from the input stream."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
+from amaranth.back import rtlil
 
 from hwgen.hw.folding import LOADED, SPARSE, Folding
+from hwgen.hw.sam_sparse import SparseSAMEngine
 from hwgen.sw import ir
 from rtl_check import check_rtl
+from test_cli import _hwgen
 
 pytestmark = pytest.mark.rtl
 
@@ -42,14 +48,6 @@ def test_hwgen_build_of_the_pruned_paper_network_fits_the_up5k(tmp_path):
     """examples/sam_paper_b.onnx (seed 002's configuration B, trained at paper scale and pruned
     to 6,041 entries, examples/sam_paper_onnx.py) builds for the UP5K: its entries go to SPRAM,
     loaded by the preamble, and the SAM layer has no multiplier."""
-    import json
-    from pathlib import Path
-
-    from amaranth.back import rtlil
-    from test_cli import _hwgen
-
-    from hwgen.hw.sam_sparse import SparseSAMEngine
-
     onnx_path = Path(__file__).resolve().parents[1] / "examples" / "sam_paper_b.onnx"
     r = _hwgen("build", onnx_path, "--target", "ice40", "--out", "build", "--random-vectors",
                "100", cwd=tmp_path)
