@@ -37,12 +37,14 @@ def digits(*, test_fraction: float = 0.2, seed: int = 0) -> Split:
     return Split(x_tr, y_tr, x_te, y_te, in_bits=int(x.max()).bit_length(), n_classes=10)
 
 
-def mnist1d(*, n_samples: int = 5000, seed: int = 0, bits: int = 8) -> Split:
+def mnist1d(*, n_samples: int = 5000, seed: int = 0, bits: int = 8,
+            train_fraction: float = 0.8) -> Split:
     """Greydanus' MNIST-1D: 40-sample 1-D signals of 10 classes, quantized to ``bits``-bit samples.
 
     The signals are generated in code by the ``mnist1d`` package (its default arguments, with
-    ``num_samples=n_samples`` and ``seed``; nothing is downloaded or written), split as it
-    splits them (the first 80 % train, the rest test). The float samples become unsigned
+    ``num_samples=n_samples``, ``seed`` and ``train_split=train_fraction``; nothing is downloaded
+    or written), split as it splits them (the first ``train_fraction`` of its shuffled signals
+    train, the rest test; 80 % by default, the package's own). The float samples become unsigned
     integers by one affine map fixed on the training split, ``round((x - lo) / (hi - lo) *
     (2^bits - 1))`` with ``lo, hi`` the training minimum and maximum; test samples outside
     ``[lo, hi]`` are clipped to ``0 .. 2^bits - 1``. The result is integer samples like
@@ -56,6 +58,11 @@ def mnist1d(*, n_samples: int = 5000, seed: int = 0, bits: int = 8) -> Split:
         The generator's seed: the same seed gives the same signals and split.
     bits : int
         Width of the unsigned samples, 1..16.
+    train_fraction : float
+        The share of the signals in the training split. The standard benchmark is 4000
+        training signals of 5000; ``n_samples=20000, train_fraction=0.2`` keeps 4000 for
+        training and tests on 16,000, which cuts the test accuracy's sampling error from
+        about 1.4 to 0.35 points at 72 %.
 
     Returns
     -------
@@ -65,7 +72,8 @@ def mnist1d(*, n_samples: int = 5000, seed: int = 0, bits: int = 8) -> Split:
     Raises
     ------
     ValueError
-        For ``bits`` outside 1..16 or fewer than 20 samples (two of each class).
+        For ``bits`` outside 1..16, fewer than 20 samples (two of each class), or a
+        ``train_fraction`` that leaves either split empty.
     """
     import random
 
@@ -75,8 +83,13 @@ def mnist1d(*, n_samples: int = 5000, seed: int = 0, bits: int = 8) -> Split:
         raise ValueError(f"bits must lie in 1..16, not {bits!r}")
     if n_samples < 20:
         raise ValueError(f"n_samples must be at least 20 (two of each class), not {n_samples!r}")
+    made = n_samples // 10 * 10                 # the package makes n_samples // 10 per class
+    if not 0 < int(made * train_fraction) < made:   # its split index
+        raise ValueError(f"train_fraction {train_fraction!r} of {n_samples} signals leaves a "
+                         f"split empty")
     args = get_dataset_args()
     args.num_samples, args.seed = int(n_samples), int(seed)
+    args.train_split = float(train_fraction)
     # make_dataset reseeds the global random and numpy.random generators: leave them as found
     np_state, py_state = np.random.get_state(), random.getstate()
     try:

@@ -18,14 +18,16 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int = 60,
           batch_size: int = 64, lr: float = 1e-2, seed: int = 0, progress: bool = True,
           on_step: Callable[[int], None] | None = None,
           on_epoch: Callable[[int], None] | None = None,
-          loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+          objective: Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor],
+                              torch.Tensor] | None = None,
           ) -> nn.Module:
     """Adam on cross-entropy with weights clipped to [-1, 1] after every step; cosine LR decay.
 
     ``on_step(t)`` runs before optimizer step t (0, 1, ...), e.g. to set AQE's alpha from a
     schedule; ``on_epoch(e)`` after epoch e (1 .. epochs), the model still in training mode.
-    ``loss(logits, y, idx)`` replaces the cross-entropy (``idx``: the batch's rows of ``x``,
-    e.g. to look up a teacher's outputs for distillation).
+    ``objective(model, x, y, idx)`` replaces ``cross_entropy(model(x), y)`` for each batch
+    (``idx``: the batch's rows of the training set), e.g. to distill from a teacher on
+    augmented inputs.
 
     Runs on one CPU thread: these networks are small, and more threads only contend (measured
     on 2 busy cores: 63 s with two threads, 6 s with one, for the demo's 60 epochs).
@@ -34,12 +36,14 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int = 60,
     torch.set_num_threads(1)
     try:
         return _train(model, x, y, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                      progress=progress, on_step=on_step, on_epoch=on_epoch, loss=loss)
+                      progress=progress, on_step=on_step, on_epoch=on_epoch,
+                      objective=objective)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(model, x, y, *, epochs, batch_size, lr, seed, progress, on_step, on_epoch, loss):
+def _train(model, x, y, *, epochs, batch_size, lr, seed, progress, on_step, on_epoch,
+           objective):
     torch.manual_seed(seed)
     xt = torch.as_tensor(x, dtype=torch.float32)
     yt = torch.as_tensor(y, dtype=torch.long)
@@ -47,7 +51,9 @@ def _train(model, x, y, *, epochs, batch_size, lr, seed, progress, on_step, on_e
     steps = epochs * ((len(xt) + batch_size - 1) // batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     ce = nn.CrossEntropyLoss()
-    loss_fn = (lambda out, target, idx: ce(out, target)) if loss is None else loss
+    if objective is None:
+        def objective(net, xb, yb, idx):
+            return ce(net(xb), yb)
     gen = torch.Generator().manual_seed(seed)
     bar = tqdm(range(epochs), desc="train", unit="epoch", disable=not progress)
     model.train()
@@ -60,7 +66,7 @@ def _train(model, x, y, *, epochs, batch_size, lr, seed, progress, on_step, on_e
             if on_step is not None:
                 on_step(step)
             step += 1
-            value = loss_fn(model(xt[idx]), yt[idx], idx)
+            value = objective(model, xt[idx], yt[idx], idx)
             opt.zero_grad()
             value.backward()
             opt.step()

@@ -79,3 +79,15 @@ def test_digits_split_is_integer_and_stratified():
     assert np.issubdtype(s.x_train.dtype, np.integer) and s.x_train.max() <= 16
     assert s.in_bits == 5 and s.n_classes == 10
     assert set(np.unique(s.y_test)) == set(range(10))
+
+
+def test_mnist1d_train_fraction_sets_the_split():
+    s = data.mnist1d(n_samples=1000, seed=2, bits=8, train_fraction=0.25)
+    assert len(s.x_train) == 250 and len(s.x_test) == 750
+    assert set(np.unique(s.y_test)) == set(range(10))
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, 0.001])
+def test_mnist1d_refuses_an_empty_split(fraction):
+    with pytest.raises(ValueError, match="leaves a split empty"):
+        data.mnist1d(n_samples=100, train_fraction=fraction)
