@@ -8,6 +8,12 @@ The design's ports follow the hardware interface contract of ``docs/architecture
 Each cycle has two phases: right after the rising edge the bench drives ``i_stream`` and
 ``o_stream__ready``; in the read-only phase it samples the settled handshakes, so a transfer is
 seen exactly when the next rising edge takes it, even through combinational ready paths.
+While nothing can happen, that is while the design offers no output (and none is held back
+by a stall) or does not take the input on offer, the bench sleeps until ``o_stream__valid``
+or ``i_stream__ready`` rises (or the next deadline: the idle timeout, the end of the drain)
+instead of waking every cycle; the clock toggles in the simulator, not in Python, and the
+cycle count comes from the simulation time. A long-folded design thus costs Python time per
+transfer, not per cycle.
 The bench writes its findings to the result file before it passes or fails.
 """
 
@@ -22,18 +28,23 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.simtime import get_sim_time
+from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
+from cocotb.utils import get_sim_steps
 
 from .packing import pack, unpack
 
 CONFIG_ENV = "HWGEN_BENCH_CONFIG"
 PORTS = ("clk", "rst", "i_stream__payload", "i_stream__valid", "i_stream__ready",
          "o_stream__payload", "o_stream__valid", "o_stream__ready")
+CLOCK_NS = 10
 RESET_CYCLES = 4
 # after the last expected output, o_stream stays ready this long to catch surplus outputs
 DRAIN_CYCLES = 64
 MAX_REPORTED = 10
-# weak levels to their bits, X/Z/U/W/- to 0, for recording an unresolvable payload
+# the resolvable levels, and the weak ones to their bits, X/Z/U/W/- to 0, for recording an
+# unresolvable payload
+RESOLVABLE = frozenset("01LH")
 UNRESOLVED_AS_BITS = str.maketrans("LHXZUW-", "0100000")
 
 log = logging.getLogger("hwgen.sim.bench")
@@ -49,7 +60,7 @@ class StreamBench:
     sent : int
         Inputs the design has accepted (vectors; elements when the input is serial).
     cycles : int
-        Clock cycles seen by the sink.
+        Clock cycles the sink ran, after reset (from the simulation time).
     violations : list of str
         The first few stream-rule violations of ``o_stream``; ``n_violations`` counts all.
     error : str or None
@@ -122,35 +133,44 @@ class StreamBench:
             payload.value = word
             valid.value = 1
             await ReadOnly()
+            # ready rises in a later time step, if ever: sleep until it does
             while ready.value != 1:
-                await RisingEdge(clk)
+                await ready.rising_edge
                 await ReadOnly()
             await RisingEdge(clk)
             self.sent += 1
         valid.value = 0
 
     async def sink(self, max_idle_cycles: int) -> None:
-        """Take every output, holding ready low with probability ``stall``, checking the rules."""
+        """Take every output, holding ready low with probability ``stall``, checking the rules.
+
+        Called right after reset, in the time step of cycle 1's rising edge. It goes cycle by
+        cycle while an output is offered, and sleeps through the cycles where none is (a
+        random stall is drawn on the cycles it wakes in: ready keeps its level while it
+        sleeps, and no transfer can happen then).
+        """
         clk, valid = self.dut.clk, self.dut.o_stream__valid
         payload, ready = self.dut.o_stream__payload, self.dut.o_stream__ready
+        period = get_sim_steps(CLOCK_NS, "ns")
+        origin = get_sim_time() - period  # so that the current cycle is cycle 1
         n = len(self.expected)
         held = None  # the payload offered but not taken last cycle
-        idle = 0
-        drain = DRAIN_CYCLES
-        while drain:
+        last_taken = 0  # the cycle of the latest transfer
+        while True:
             waiting = len(self.words) < n
             take = not waiting or self.sink_rng.random() >= self.stall
             ready.value = int(take)
             await ReadOnly()
-            self.cycles += 1
-            idle += 1
-            if valid.value == 1:
-                value = payload.value
-                if not value.is_resolvable:
-                    self.violation(f"output {len(self.words)}: payload {value} is not resolvable "
+            self.cycles = cycle = (get_sim_time() - origin) // period
+            offered = valid.value == 1
+            if offered:
+                # the payload's bits as text: also for a 1-bit payload, whose value is a Logic,
+                # and much faster on a wide one than LogicArray.is_resolvable, bit by bit
+                bits = str(payload.value)
+                if not RESOLVABLE.issuperset(bits):
+                    self.violation(f"output {len(self.words)}: payload {bits} is not resolvable "
                                    f"while valid")
-                # str() also serves a 1-bit payload, whose value is a Logic, not a LogicArray
-                word = int(str(value).translate(UNRESOLVED_AS_BITS), 2)
+                word = int(bits.translate(UNRESOLVED_AS_BITS), 2)
                 if held is not None and word != held:
                     self.violation(f"output {len(self.words)}: payload changed from {held:#x} to "
                                    f"{word:#x} while valid and not ready")
@@ -159,19 +179,29 @@ class StreamBench:
                                    f"outputs")
                 elif take:
                     self.words.append(word)
-                    idle = 0
+                    last_taken = cycle
                 held = None if take else word
             elif held is not None:
                 self.violation(f"output {len(self.words)}: valid fell before the transfer")
                 held = None
             if not waiting:
-                drain -= 1
-            elif idle > max_idle_cycles:
+                if cycle >= last_taken + DRAIN_CYCLES:
+                    return
+            elif cycle - last_taken > max_idle_cycles:
                 self.error = (f"the design stopped producing outputs: none for {max_idle_cycles} "
                               f"cycles after {len(self.words)}/{n} outputs, "
                               f"{self.sent}/{len(self.inputs)} inputs accepted")
                 return
-            await RisingEdge(clk)
+            if offered:
+                await RisingEdge(clk)
+                continue
+            # nothing happens at o_stream before valid rises, which it does right after a
+            # rising edge: sleep until then or until the deadline's rising edge (a timer to
+            # the falling edge before it, then the edge), whichever comes first
+            deadline = last_taken + (max_idle_cycles + 1 if waiting else DRAIN_CYCLES)
+            timer = Timer((deadline - cycle - 1) * period + period // 2, "step")
+            if await First(valid.rising_edge, timer) is timer:
+                await RisingEdge(clk)
 
     def report(self) -> dict:
         """Compare the outputs with the expected vectors in order; the result file's contents."""
@@ -199,7 +229,9 @@ async def stream_matches_expected(dut):
     bench = StreamBench(dut, config)
     bench.error = bench.check_ports()
     if bench.error is None:
-        Clock(dut.clk, 10, unit="ns").start()
+        # the clock in the simulator (GPI), not a Python task woken twice a cycle: the bench only
+        # writes right after rising edges, so it needs no inertial writes to be safe
+        Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start()
         await bench.reset()
         driver = cocotb.start_soon(bench.drive())
         await bench.sink(config["max_idle_cycles"])

