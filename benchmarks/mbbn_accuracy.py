@@ -294,9 +294,9 @@ def run_job(name: str, seed: int, cfg: dict) -> dict:
     """Every model of one data set and one seed: full precision, then each route's chain."""
     torch.set_num_threads(1)
     s = load(name, seed)
-    hidden, epochs, lr = cfg["hidden"], cfg["epochs"][name], cfg["lr"]
+    hidden = cfg["hidden"]
     n_in, in_max = s.x_train.shape[1], (1 << s.in_bits) - 1
-    kw = dict(epochs=epochs, lr=lr, seed=seed, progress=False)
+    kw = dict(lr=cfg["lr"], seed=seed, progress=False)  # every model sets its own epochs
     out = {"fp": None, "alg2": {}, "alg1": {}, "seconds": 0.0}
     start = time.perf_counter()
 
@@ -307,7 +307,7 @@ def run_job(name: str, seed: int, cfg: dict) -> dict:
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     fp = train(FloatMLP(n_in, hidden, s.n_classes, in_max=in_max), s.x_train, s.y_train,
-               **{**kw, "epochs": cfg["fp_epochs"][name]})
+               **kw, epochs=cfg["fp_epochs"][name])
     out["fp"] = accuracy(fp, s.x_test, s.y_test)
     log("full precision", out["fp"], t0)
     objective = (teacher_objective(fp, cfg["distill"], cfg["mixup"]) if cfg["distill"] > 0
@@ -318,7 +318,7 @@ def run_job(name: str, seed: int, cfg: dict) -> dict:
         budget = budget_epochs(cfg, name)
         torch.manual_seed(seed)
         fp_long = train(FloatMLP(n_in, hidden, s.n_classes, in_max=in_max), s.x_train,
-                        s.y_train, **{**kw, "epochs": budget})
+                        s.y_train, **kw, epochs=budget)
         out["fp_budget"] = accuracy(fp_long, s.x_test, s.y_test)
         log(f"full precision, {budget} ep", out["fp_budget"], t0)
 
