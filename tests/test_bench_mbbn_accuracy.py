@@ -45,7 +45,7 @@ def test_unmixed_objective_is_hintons_loss_on_the_batch():
     s, t = student(x), teacher(x)
     kl = (F.softmax(t / T, 1) * (F.log_softmax(t / T, 1) - F.log_softmax(s / T, 1))).sum(1)
     expected = lam * T * T * kl.mean() + (1 - lam) * F.cross_entropy(s, y)
-    assert float(got) == pytest.approx(float(expected), rel=1e-5)
+    assert float(got.detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
 
 
 def test_mixed_inputs_lie_between_the_rows_they_mix():
@@ -89,7 +89,9 @@ def test_main_prints_the_table_and_verdicts(capsys, restore_threads):
     assert "MBBN(M=K=2)" in out and "Full-Precision" in out
     # epochs seen: full precision 2; M=K=3 after it 2 + 1; M=K=2 (a low stage) 2 + 1 + 3
     assert "2-bit budget        6" in out
-    assert out.count("verdict digits") == 4
+    # full precision by the quantized stages' recipe: the teacher's 2 epochs and the 3 of M=K=2
+    assert "same recipe         5" in out
+    assert out.count("verdict digits") == 4 and out.count("cost    digits") == 2
 
 
 def test_bad_mixup_is_refused():
