@@ -396,32 +396,34 @@ def report(results: dict, cfg: dict) -> list[str]:
         f"{n + ' (test %)':<{width}}" for n in names)
     lines = [head, "-" * len(head)]
 
-    def epochs_seen(place=None):
-        """Epochs of full precision (place None) or of the model at ``place`` of the chain."""
+    def epochs_seen(place):
+        """Epochs of the model at ``place`` of the chain, per data set."""
         def one(n):
-            if place is None:
-                return cfg["fp_epochs"][n]
             own = stage_epochs(cfg, n, cfg["bits"][place])
             return {"sequential": cfg["fp_epochs"][n] + chain_epochs(cfg, n, place),
                     "float": cfg["fp_epochs"][n] + own, "scratch": own}[cfg["init"]]
         return "/".join(str(one(n)) for n in names)
 
-    cells = [f"{_mean_std([results[n, sd]['fp'] for sd in seeds]):<{width}}" for n in names]
-    lines.append(f"{'Full-Precision':<16}{'float, ReLU + BN':<20}{epochs_seen():<13}"
-                 + "".join(cells))
-    budgeted = all("fp_budget" in results[n, sd] for n in names for sd in seeds)
+    def everywhere(key):
+        """Whether every data set and seed trained the full-precision model ``key``."""
+        return all(key in results[n, sd] for n in names for sd in seeds)
+
+    def paired_gaps(n, route, ref):
+        """Points of full precision ``ref`` over the route's M = K = 2 model, per seed."""
+        return [100 * (results[n, sd][ref] - results[n, sd][route][TARGET_BITS][0])
+                for sd in seeds]
+
+    budgeted, recipe = everywhere("fp_budget"), everywhere("fp_recipe")
+    fp_rows = [("fp", "float, ReLU + BN", lambda n: cfg["fp_epochs"][n])]
     if budgeted:
-        cells = [f"{_mean_std([results[n, sd]['fp_budget'] for sd in seeds]):<{width}}"
-                 for n in names]
-        lines.append(f"{'Full-Precision':<16}{'2-bit budget':<20}"
-                     f"{'/'.join(str(budget_epochs(cfg, n)) for n in names):<13}" + "".join(cells))
-    recipe = all("fp_recipe" in results[n, sd] for n in names for sd in seeds)
+        fp_rows.append(("fp_budget", "2-bit budget", lambda n: budget_epochs(cfg, n)))
     if recipe:
-        cells = [f"{_mean_std([results[n, sd]['fp_recipe'] for sd in seeds]):<{width}}"
-                 for n in names]
-        seen = "/".join(str(cfg["fp_epochs"][n] + stage_epochs(cfg, n, TARGET_BITS))
-                        for n in names)
-        lines.append(f"{'Full-Precision':<16}{'same recipe':<20}{seen:<13}" + "".join(cells))
+        fp_rows.append(("fp_recipe", "same recipe",
+                        lambda n: cfg["fp_epochs"][n] + stage_epochs(cfg, n, TARGET_BITS)))
+    for key, label, epochs in fp_rows:
+        seen = "/".join(str(epochs(n)) for n in names)
+        lines.append(f"{'Full-Precision':<16}{label:<20}{seen:<13}" + "".join(
+            f"{_mean_std([results[n, sd][key] for sd in seeds]):<{width}}" for n in names))
     for route in cfg["routes"]:
         for place, bits in enumerate(cfg["bits"]):
             cells = []
@@ -448,8 +450,7 @@ def report(results: dict, cfg: dict) -> list[str]:
         for n in names:
             for route in cfg["routes"]:
                 for ref in ("fp", "fp_budget") if budgeted else ("fp",):
-                    gaps = [100 * (results[n, sd][ref] - results[n, sd][route][TARGET_BITS][0])
-                            for sd in seeds]
+                    gaps = paired_gaps(n, route, ref)
                     gap = statistics.fmean(gaps)
                     met = "MET" if gap <= TARGET else "NOT MET"
                     which = (f"{cfg['fp_epochs'][n]}-epoch" if ref == "fp" else
@@ -459,8 +460,7 @@ def report(results: dict, cfg: dict) -> list[str]:
                                  f"{statistics.pstdev(gaps):.2f} points (paired per seed); "
                                  f"target <= {TARGET:.0f} point: {met}")
                 if recipe:
-                    gaps = [100 * (results[n, sd]["fp_recipe"]
-                                   - results[n, sd][route][TARGET_BITS][0]) for sd in seeds]
+                    gaps = paired_gaps(n, route, "fp_recipe")
                     lines.append(f"cost    {n:<8} {ROUTES[route]:<20} M=K={TARGET_BITS}: "
                                  f"full precision by the same recipe minus MBBN = "
                                  f"{statistics.fmean(gaps):+.2f} ± {statistics.pstdev(gaps):.2f}"
