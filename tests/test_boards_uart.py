@@ -1,4 +1,3 @@
-# amaranth: UnusedElaboratable=no
 """UART receiver, transmitter and the board wrapper, in the Amaranth simulator."""
 
 import numpy as np

@@ -8,9 +8,6 @@ from hwgen.hw.folding import Folding
 from hwgen.hw.testbench import simulate_stream
 from hwgen.sw import golden, ir
 
-# components whose constructor raised are never elaborated; amaranth warns when it collects them
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
-
 U4 = ir.TensorType("unsigned", 4)
 S4 = ir.TensorType("signed", 4)
 BIPOLAR = ir.TensorType("bipolar", 1)

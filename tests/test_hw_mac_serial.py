@@ -8,8 +8,6 @@ from hwgen.hw.mac_serial import SerialMACEngine
 from hwgen.hw.testbench import simulate_stream
 from hwgen.sw import golden, ir
 
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
-
 S6 = ir.TensorType("signed", 6)
 U5 = ir.TensorType("unsigned", 5)
 

@@ -12,9 +12,6 @@ from hwgen.hw.pipeline import Pipeline, to_verilog
 from hwgen.hw.testbench import simulate_stream
 from hwgen.sw import golden, ir
 
-# components whose constructor raised are never elaborated; amaranth warns when it collects them
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
-
 UP5K_LCS, UP5K_EBR = 5280, 30
 
 

@@ -12,9 +12,6 @@ from hwgen.hw.sam_sparse import SparseSAMEngine, sam_entries
 from hwgen.hw.testbench import simulate_stream
 from hwgen.sw import golden, ir
 
-# components whose constructor raised are never elaborated; amaranth warns when it collects them
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
-
 FORMS = {"eq3": [("max", 1)], "eq4": [("max", 1), ("max", -1)], "eq5": [("max", 1), ("min", 1)]}
 S3 = ir.TensorType("signed", 3)
 U4 = ir.TensorType("unsigned", 4)

@@ -14,9 +14,6 @@ from hwgen.hw.pipeline import Pipeline
 from hwgen.hw.testbench import simulate_stream
 from hwgen.sw import golden, ir
 
-# components whose constructor raised are never elaborated; amaranth warns when it collects them
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
-
 BIPOLAR = ir.TensorType("bipolar", 1)
 U5 = ir.TensorType("unsigned", 5)
 S4 = ir.TensorType("signed", 4)

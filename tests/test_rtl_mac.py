@@ -21,9 +21,6 @@ from rtl_check import check_rtl
 from test_hw_mac import mac_weights, quantile_threshold
 from test_rtl_shift import vectors
 
-# engines built only to read their multiplier are never elaborated; amaranth warns about them
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
-
 U8, S8, U10 = (ir.TensorType("unsigned", 8), ir.TensorType("signed", 8),
                ir.TensorType("unsigned", 10))
 
