@@ -1,18 +1,35 @@
-"""Test accuracy of multi-branch binary MLPs against full precision (seed 003, Table III).
+"""Test accuracy of multi-branch binary networks against full precision (seed 003, Table III).
 
-For M = K = 8, 4, 3, 2, 1 (``--bits``) and two data sets, scikit-learn's 8x8 digits
+For M = K = 8, 4, 3, 2, 1 (``--bits``), two data sets, scikit-learn's 8x8 digits
 (:func:`hwgen.sw.data.digits`, 5-bit pixels) and MNIST-1D (:func:`hwgen.sw.data.mnist1d`,
-40 samples quantized to 8 bits), this measures the test accuracy of
+40 samples quantized to 8 bits), and two architectures (``--arch``, one table each), this
+measures the test accuracy of
 
-* **full precision**: a float MLP of the same shape, ``[linear, batch norm, ReLU] x hidden ->
-  linear`` (no biases; batch norm follows), the reference of Table III;
-* **Alg. 2**: a :class:`hwgen.sw.mbbn.QuantMLP` (weights and activations through
-  ``Quantize_K``, eq. 15) trained by Algorithm 2, then turned by
-  :func:`hwgen.sw.mbbn.decompose` into the multi-branch binary network whose accuracy is
-  reported. Its predictions are checked against the QuantMLP's on the whole test set and the
-  disagreements are printed (they must be 0; the script exits 1 otherwise);
-* **Alg. 1**: a :class:`hwgen.sw.mbbn.MBBNMLP` trained directly on its K binary weight
-  branches and M-bit encoded activations (eq. 10, 13, 14).
+* **full precision**: a float network of the same shape (no biases; batch norm follows each
+  hidden layer, then ReLU), the reference of Table III;
+* **Alg. 2**: a quantized network (weights and activations through ``Quantize_K``, eq. 15)
+  trained by Algorithm 2, then decomposed into the multi-branch binary network whose accuracy
+  is reported. Its predictions are checked against the quantized network's on the whole test
+  set and the disagreements are printed (they must be 0; the script exits 1 otherwise);
+* **Alg. 1**: the multi-branch network trained directly on its K binary weight branches and
+  M-bit encoded activations (eq. 10, 13, 14).
+
+The architectures:
+
+* **cnn** (first in the tables): the seed's kind of network. Its Table III column for a small
+  data set is "Lenet" on CIFAR-10, the convolutional network of BinaryConnect and BNN. Here:
+  three unpadded convolutions of ``--channels`` (128) channels, each followed by batch norm,
+  and a dense head (:func:`conv_layout`). Digits gets 3x3 kernels on the 8x8 image (8 -> 6 ->
+  4 -> 2). MNIST-1D gets kernels 5, 3, 3 at stride 2 on the 40 samples (40 -> 18 -> 8 -> 3),
+  the shape of MNIST-1D's own CNN baseline. Padding is left out because a zero pad is no
+  odd state of eq. 7. Alg. 2 trains :class:`hwgen.sw.mbbn_conv.QuantCNN`; its decomposition
+  is evaluated by :func:`hwgen.sw.mbbn_conv.branch_logits`, where every layer's integer sum
+  (per output position for a convolution) is M x K packed xnor-popcounts combined by shifts
+  (eq. 8). Alg. 1 trains :class:`hwgen.sw.mbbn_conv.MBBNCNN`.
+* **mlp**: ``[linear, batch norm] x --hidden -> linear`` (512, 512), the networks that
+  ``hwgen build`` takes (the compiler lowers dense chains only). Alg. 2 trains
+  :class:`hwgen.sw.mbbn.QuantMLP` and :func:`hwgen.sw.mbbn.decompose` turns it into an
+  :class:`hwgen.sw.mbbn.MBBNMLP`. Alg. 1 trains an ``MBBNMLP``.
 
 M bits of every hidden activation and K bits of every weight, the head's included. The first
 layer reads the data's own integer samples: the inputs ``x`` in ``0 .. 2^B - 1`` map onto
@@ -21,11 +38,11 @@ input digits (B = 5 for digits, 8 for MNIST-1D), as binary networks keep their i
 (``--quantize-input`` puts it at M bits too, rounding the samples).
 
 Training: :func:`hwgen.sw.train.train` for every model (Adam, cosine decay, one thread), the
-same ``--lr`` (``--q-lr`` sets the quantized stages' apart), batch size and hidden sizes
-(default 512, 512). The full-precision model trains
-``--fp-epochs`` (digits 60, MNIST-1D 150); each quantized stage trains ``--epochs`` (digits 60,
-MNIST-1D 30), the stages at M = K <= 2 ``--low-epochs`` (digits 60, MNIST-1D 400; the low-bit
-stages need the longest to fit their teacher, see below). By default (``--init sequential``)
+same ``--lr`` (CNN 0.01, MLP 0.03; ``--q-lr`` sets the quantized stages' apart) and batch size
+for every model of an architecture. The full-precision model trains ``--fp-epochs`` (digits
+60, MNIST-1D 150); each quantized stage trains ``--epochs`` (digits 60, MNIST-1D 30), the
+stages at M = K <= 2 ``--low-epochs`` (digits 60; MNIST-1D: CNN 100, MLP 400, the MLP's
+low-bit stages needing the longest to fit their teacher, see below). By default (``--init sequential``)
 the networks are initialized as the seed does (Sec. V-A, ImageNet): the trained
 full-precision model initializes the 8-bit one, the 8-bit one the 4-bit one, and so on down the
 ``--bits`` list; the table prints the epochs each model has seen, its ancestors' included.
@@ -161,16 +178,21 @@ from torch import nn
 from torch.nn import functional as F
 
 from hwgen.sw import mbbn
+from hwgen.sw.mbbn_conv import MBBNCNN, QuantCNN, branch_logits, conv_output_shape
 from hwgen.sw.compress import distillation_loss
 from hwgen.sw.data import digits, mnist1d
 from hwgen.sw.train import accuracy, predict, train
 
 DATASETS = ("digits", "mnist1d")
+ARCHS = {"cnn": "CNN", "mlp": "MLP"}
 # digits has 1437 training images, MNIST-1D 4000 signals: about 1400 Adam steps per stage each
 DEFAULT_EPOCHS = {"digits": 60, "mnist1d": 30}
 # the full-precision model (the reference and the teacher) and the stages at M = K <= 2
 DEFAULT_FP_EPOCHS = {"digits": 60, "mnist1d": 150}
-DEFAULT_LOW_EPOCHS = {"digits": 60, "mnist1d": 400}
+DEFAULT_LOW_EPOCHS = {"mlp": {"digits": 60, "mnist1d": 400},
+                      "cnn": {"digits": 60, "mnist1d": 100}}
+DEFAULT_LR = {"mlp": 3e-2, "cnn": 1e-2}
+DEFAULT_CHANNELS = 128
 # MNIST-1D: the standard 4000 training signals, tested on 16,000 (not 1000) to cut noise
 MNIST1D_TRAIN, MNIST1D_TEST = 4000, 16000
 ROUTES = {"alg2": "Alg. 2 + decompose", "alg1": "Alg. 1"}
@@ -181,14 +203,33 @@ DISTILL_T = 4.0        # softmax temperature of the distillation term (--distill
 DEFAULT_DISTILL = 1.0  # its weight; see the module docs
 DEFAULT_MIXUP = 0.3    # Beta(a, a) of the mixed inputs the teacher and student both see
 DEFAULT_HIDDEN = "512,512"
+DEFAULT_ARCHS = "cnn,mlp"
 
 
-class FloatMLP(nn.Module):
-    """The full-precision reference: ``[linear, batch norm, ReLU] x hidden -> linear``.
+class _FloatNet(nn.Module):
+    """A full-precision reference: ``[layer, batch norm, ReLU] x hidden -> linear``, no biases.
 
-    Laid out like :class:`hwgen.sw.mbbn.QuantMLP` (``layers``, ``bns``, ``log_scale``, the
-    same input map ``2 x / in_max - 1``) so that it can initialize one.
+    Laid out like the quantized networks (``layers``, ``bns``, ``log_scale``, the same input
+    map ``2 x / in_max - 1``) so that it can initialize one.
     """
+
+    def encode_input(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * x / self.in_max - 1
+
+    def hidden_relus(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The ReLU outputs of every hidden layer for inputs ``x``."""
+        a, out = self.encode_input(x), []
+        for layer, bn in zip(self.layers, self.bns):
+            a = torch.relu(bn(layer(a)))
+            out.append(a)
+        return out
+
+    def forward(self, x):
+        return self.layers[-1](self.hidden_relus(x)[-1].flatten(1)) * self.log_scale.exp()
+
+
+class FloatMLP(_FloatNet):
+    """The full-precision MLP, the counterpart of :class:`hwgen.sw.mbbn.QuantMLP`."""
 
     def __init__(self, n_in: int, hidden, n_classes: int, *, in_max: float):
         super().__init__()
@@ -199,19 +240,28 @@ class FloatMLP(nn.Module):
         self.bns = nn.ModuleList(nn.BatchNorm1d(h) for h in hidden)
         self.log_scale = nn.Parameter(torch.tensor(0.0))
 
-    def hidden_relus(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The ReLU outputs of every hidden layer for inputs ``x``."""
-        a, out = 2 * x / self.in_max - 1, []
-        for layer, bn in zip(self.layers, self.bns):
-            a = torch.relu(bn(layer(a)))
-            out.append(a)
-        return out
 
-    def forward(self, x):
-        a = 2 * x / self.in_max - 1
-        for layer, bn in zip(self.layers, self.bns):
-            a = torch.relu(bn(layer(a)))
-        return self.layers[-1](a) * self.log_scale.exp()
+class FloatCNN(_FloatNet):
+    """The full-precision CNN, the counterpart of :class:`hwgen.sw.mbbn_conv.QuantCNN`.
+
+    Unpadded ``Conv2d`` layers of ``convs`` (channels, kernel, stride) on the rows reshaped to
+    ``in_shape``, then a linear head.
+    """
+
+    def __init__(self, in_shape, convs, n_classes: int, *, in_max: float):
+        super().__init__()
+        self.in_shape, self.in_max = tuple(in_shape), float(in_max)
+        layers, channels, shape = [], 1, self.in_shape
+        for out, kernel, stride in convs:
+            layers.append(nn.Conv2d(channels, out, kernel, stride, bias=False))
+            channels, shape = out, conv_output_shape(shape, kernel, stride)
+        layers.append(nn.Linear(channels * shape[0] * shape[1], n_classes, bias=False))
+        self.layers = nn.ModuleList(layers)
+        self.bns = nn.ModuleList(nn.BatchNorm2d(c) for c, _, _ in convs)
+        self.log_scale = nn.Parameter(torch.tensor(0.0))
+
+    def encode_input(self, x: torch.Tensor) -> torch.Tensor:
+        return super().encode_input(x).reshape(len(x), 1, *self.in_shape)
 
 
 def load(name: str, seed: int):
@@ -223,14 +273,45 @@ def load(name: str, seed: int):
     raise ValueError(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}")
 
 
-def layer_bits(split, bits: int, hidden, quantize_input: bool) -> list[tuple[int, int]]:
+def conv_layout(name: str, n_in: int, channels: int):
+    """``(in_shape, convs)`` of the CNN for data set ``name``: three unpadded convolutions.
+
+    Digits: 3x3 kernels on the 8x8 image (8 -> 6 -> 4 -> 2). MNIST-1D: the 40 samples as a
+    1 x 40 image, kernels 5, 3, 3 at stride 2 (40 -> 18 -> 8 -> 3), the shape of MNIST-1D's
+    own CNN baseline without its padding (a pad is no state of eq. 7).
+    """
+    if name == "digits":
+        return (8, 8), [(channels, 3, 1)] * 3
+    return (1, n_in), [(channels, (1, 5), (1, 2))] + [(channels, (1, 3), (1, 2))] * 2
+
+
+def network_factories(arch: str, name: str, split, cfg: dict):
+    """``(float_net(), quant_net(route, bits), layers)`` for one architecture and data set."""
+    n_in, n_classes = split.x_train.shape[1], split.n_classes
+    in_max = (1 << split.in_bits) - 1
+    if arch == "mlp":
+        hidden = cfg["hidden"]
+        quant = {"alg2": mbbn.QuantMLP, "alg1": mbbn.MBBNMLP}
+        return (lambda: FloatMLP(n_in, hidden, n_classes, in_max=in_max),
+                lambda route, bits: quant[route](n_in, hidden, n_classes, bits=bits,
+                                                 in_max=in_max),
+                len(hidden) + 1)
+    in_shape, convs = conv_layout(name, n_in, cfg["channels"])
+    quant = {"alg2": QuantCNN, "alg1": MBBNCNN}
+    return (lambda: FloatCNN(in_shape, convs, n_classes, in_max=in_max),
+            lambda route, bits: quant[route](in_shape, convs, n_classes, bits=bits,
+                                             in_max=in_max),
+            len(convs) + 1)
+
+
+def layer_bits(split, bits: int, layers: int, quantize_input: bool) -> list[tuple[int, int]]:
     """(M, K) per layer: the first reads the data's B-bit samples unless ``quantize_input``."""
     first_m = bits if quantize_input else split.in_bits
-    return [(first_m, bits)] + [(bits, bits)] * len(hidden)
+    return [(first_m, bits)] + [(bits, bits)] * (layers - 1)
 
 
 @torch.no_grad()
-def _relu_ranges(fp: FloatMLP, x: np.ndarray) -> list[float]:
+def _relu_ranges(fp: _FloatNet, x: np.ndarray) -> list[float]:
     """Half the 99th percentile of each hidden ReLU's outputs on ``x``: the t of min(ReLU, 2t) - t."""
     fp.eval()
     relus = fp.hidden_relus(torch.as_tensor(x, dtype=torch.float32))
@@ -238,7 +319,7 @@ def _relu_ranges(fp: FloatMLP, x: np.ndarray) -> list[float]:
 
 
 @torch.no_grad()
-def quant_from_float(fp: FloatMLP, q: mbbn.QuantMLP, x_train: np.ndarray) -> None:
+def quant_from_float(fp: _FloatNet, q: nn.Module, x_train: np.ndarray) -> None:
     """Initialize ``q`` (Alg. 2) with the function of ``fp``, ReLU as min(ReLU(y), 2t) - t."""
     ranges = _relu_ranges(fp, x_train)
     for i, (src, dst) in enumerate(zip(fp.layers, q.layers)):
@@ -257,7 +338,7 @@ def quant_from_float(fp: FloatMLP, q: mbbn.QuantMLP, x_train: np.ndarray) -> Non
 
 
 @torch.no_grad()
-def mbbn_from_float(fp: FloatMLP, net: mbbn.MBBNMLP, x_train: np.ndarray) -> None:
+def mbbn_from_float(fp: _FloatNet, net: nn.Module, x_train: np.ndarray) -> None:
     """Initialize ``net`` (Alg. 1): branch weights of the K-bit states of ``fp``'s weights."""
     ranges = _relu_ranges(fp, x_train)
     for i, (src, dst) in enumerate(zip(fp.layers, net.layers)):
@@ -278,7 +359,7 @@ def mbbn_from_float(fp: FloatMLP, net: mbbn.MBBNMLP, x_train: np.ndarray) -> Non
 
 
 @torch.no_grad()
-def mbbn_from_mbbn(src: mbbn.MBBNMLP, dst: mbbn.MBBNMLP) -> None:
+def mbbn_from_mbbn(src: nn.Module, dst: nn.Module) -> None:
     """Alg. 1 down the chain: keep the K most significant weight branches, copy the rest."""
     for s_layer, d_layer in zip(src.layers, dst.layers):
         d_layer.weight.copy_(s_layer.weight[s_layer.k_bits - d_layer.k_bits:])
@@ -315,10 +396,19 @@ def teacher_objective(teacher: nn.Module, lam: float, mixup: float,
     return objective
 
 
-def decomposition_disagreements(q: mbbn.QuantMLP, x: np.ndarray) -> tuple[mbbn.MBBNMLP, int]:
-    """The decomposed network and on how many rows of ``x`` its predictions differ from ``q``'s."""
-    net = mbbn.decompose(copy.deepcopy(q).double().eval())
-    return net, int((predict(net, x) != predict(q, x)).sum())
+def decomposed_predictions(q: nn.Module, x: np.ndarray) -> tuple[np.ndarray, int]:
+    """Predictions of Algorithm 2's multi-branch network made of ``q`` on ``x``, and on how
+    many rows they differ from ``q``'s own.
+
+    A :class:`hwgen.sw.mbbn.QuantMLP` becomes an :class:`hwgen.sw.mbbn.MBBNMLP`
+    (:func:`hwgen.sw.mbbn.decompose`); a :class:`hwgen.sw.mbbn_conv.QuantCNN` is evaluated with
+    every layer's sum by eq. 8's packed branches (:func:`hwgen.sw.mbbn_conv.branch_logits`).
+    """
+    if isinstance(q, QuantCNN):
+        pred = branch_logits(q, x).argmax(axis=1)
+    else:
+        pred = predict(mbbn.decompose(copy.deepcopy(q).double().eval()), x)
+    return pred, int((pred != predict(q, x)).sum())
 
 
 def stage_epochs(cfg: dict, name: str, bits: int) -> int:
@@ -336,24 +426,23 @@ def budget_epochs(cfg: dict, name: str) -> int:
     return cfg["fp_epochs"][name] + chain_epochs(cfg, name, cfg["bits"].index(TARGET_BITS))
 
 
-def run_job(name: str, seed: int, cfg: dict) -> dict:
-    """Every model of one data set and one seed: full precision, then each route's chain."""
+def run_job(arch: str, name: str, seed: int, cfg: dict) -> dict:
+    """Every model of one architecture, data set and seed: full precision, then each route's
+    chain. ``cfg`` is the architecture's (:func:`arch_config`)."""
     torch.set_num_threads(1)
     s = load(name, seed)
-    hidden = cfg["hidden"]
-    n_in, in_max = s.x_train.shape[1], (1 << s.in_bits) - 1
+    float_net, quant_net, layers = network_factories(arch, name, s, cfg)
     kw = dict(lr=cfg["lr"], seed=seed, progress=False)  # every model sets its own epochs
     out = {"fp": None, "alg2": {}, "alg1": {}, "seconds": 0.0}
     start = time.perf_counter()
 
     def log(what, acc, t0, extra=""):
-        print(f"  [{name} seed {seed}] {what:<24} {100 * acc:6.2f} %  "
+        print(f"  [{arch} {name} seed {seed}] {what:<24} {100 * acc:6.2f} %  "
               f"({time.perf_counter() - t0:4.1f} s){extra}", flush=True)
 
     t0 = time.perf_counter()
     torch.manual_seed(seed)
-    fp = train(FloatMLP(n_in, hidden, s.n_classes, in_max=in_max), s.x_train, s.y_train,
-               **kw, epochs=cfg["fp_epochs"][name])
+    fp = train(float_net(), s.x_train, s.y_train, **kw, epochs=cfg["fp_epochs"][name])
     out["fp"] = accuracy(fp, s.x_test, s.y_test)
     log("full precision", out["fp"], t0)
     objective = (teacher_objective(fp, cfg["distill"], cfg["mixup"]) if cfg["distill"] > 0
@@ -363,8 +452,7 @@ def run_job(name: str, seed: int, cfg: dict) -> dict:
         t0 = time.perf_counter()
         budget = budget_epochs(cfg, name)
         torch.manual_seed(seed)
-        fp_long = train(FloatMLP(n_in, hidden, s.n_classes, in_max=in_max), s.x_train,
-                        s.y_train, **kw, epochs=budget)
+        fp_long = train(float_net(), s.x_train, s.y_train, **kw, epochs=budget)
         out["fp_budget"] = accuracy(fp_long, s.x_test, s.y_test)
         log(f"full precision, {budget} ep", out["fp_budget"], t0)
     if TARGET_BITS in cfg["bits"] and objective is not None:
@@ -382,9 +470,7 @@ def run_job(name: str, seed: int, cfg: dict) -> dict:
         for bits in cfg["bits"]:
             t0 = time.perf_counter()
             torch.manual_seed(seed)
-            layout = layer_bits(s, bits, hidden, cfg["quantize_input"])
-            cls = mbbn.QuantMLP if route == "alg2" else mbbn.MBBNMLP
-            net = cls(n_in, hidden, s.n_classes, bits=layout, in_max=in_max)
+            net = quant_net(route, layer_bits(s, bits, layers, cfg["quantize_input"]))
             if cfg["init"] == "float" or (cfg["init"] == "sequential" and prev is None):
                 (quant_from_float if route == "alg2" else mbbn_from_float)(fp, net, s.x_train)
             elif cfg["init"] == "sequential" and route == "alg2":
@@ -395,10 +481,11 @@ def run_job(name: str, seed: int, cfg: dict) -> dict:
                                                 "epochs": stage_epochs(cfg, name, bits)},
                   objective=objective)
             if route == "alg2":
-                branches, diff = decomposition_disagreements(net, s.x_test)
-                acc = accuracy(branches, s.x_test, s.y_test)
+                pred, diff = decomposed_predictions(net, s.x_test)
+                acc = float((pred == s.y_test).mean())
                 out["alg2"][bits] = (acc, diff)
-                log(f"{ROUTES[route]} M=K={bits}", acc, t0, f"  decomposed != QuantMLP: {diff}")
+                log(f"{ROUTES[route]} M=K={bits}", acc, t0,
+                    f"  decomposed != {type(net).__name__}: {diff}")
             else:
                 acc = accuracy(net, s.x_test, s.y_test)
                 out["alg1"][bits] = (acc, None)
@@ -461,15 +548,17 @@ def report(results: dict, cfg: dict) -> list[str]:
             lines.append(f"{f'MBBN(M=K={bits})':<16}{ROUTES[route]:<20}{epochs_seen(place):<13}"
                          + "".join(cells))
     lines.append("")
-    lines.append(f"mean ± std over seeds {', '.join(map(str, seeds))}; hidden "
-                 f"{cfg['hidden']}, lr {cfg['lr']}, init {cfg['init']}, distillation "
+    shape = (f"hidden {cfg['hidden']}" if cfg["arch"] == "mlp" else
+             f"{cfg['channels']} channels per convolution")
+    lines.append(f"{ARCHS[cfg['arch']]}, mean ± std over seeds {', '.join(map(str, seeds))}; "
+                 f"{shape}, lr {cfg['lr']:g}, q-lr {cfg['q_lr']:g}, init {cfg['init']}, "
+                 "distillation "
                  f"{cfg['distill']:g} (T = {DISTILL_T:g}) on inputs mixed with Beta("
                  f"{cfg['mixup']:g}, {cfg['mixup']:g}); first-layer input at "
                  f"{'M bits' if cfg['quantize_input'] else 'the data set own bits (B)'}; "
-                 f"'epochs seen' per data "
-                 f"set ({'/'.join(names)}), counting the chain's earlier stages; "
-                 "[n diff]: test predictions where the decomposed MBBN and its QuantMLP differ, "
-                 "summed over seeds")
+                 f"'epochs seen' per data set ({'/'.join(names)}), counting the chain's "
+                 "earlier stages; [n diff]: test predictions where the decomposed MBBN and its "
+                 f"Quant{ARCHS[cfg['arch']]} differ, summed over seeds")
     if TARGET_BITS in cfg["bits"]:
         lines.append("")
         for n in names:
@@ -480,13 +569,15 @@ def report(results: dict, cfg: dict) -> list[str]:
                     met = "MET" if gap <= TARGET else "NOT MET"
                     which = (f"{cfg['fp_epochs'][n]}-epoch" if ref == "fp" else
                              f"{budget_epochs(cfg, n)}-epoch (equal budget)")
-                    lines.append(f"verdict {n:<8} {ROUTES[route]:<20} M=K={TARGET_BITS}: "
+                    lines.append(f"verdict {n:<8} {cfg['arch']} {ROUTES[route]:<20} "
+                                 f"M=K={TARGET_BITS}: "
                                  f"{which} full precision minus MBBN = {gap:+.2f} ± "
                                  f"{statistics.pstdev(gaps):.2f} points (paired per seed); "
                                  f"target <= {TARGET:.0f} point: {met}")
                 if recipe:
                     gaps = paired_gaps(n, route, "fp_recipe")
-                    lines.append(f"cost    {n:<8} {ROUTES[route]:<20} M=K={TARGET_BITS}: "
+                    lines.append(f"cost    {n:<8} {cfg['arch']} {ROUTES[route]:<20} "
+                                 f"M=K={TARGET_BITS}: "
                                  f"full precision by the same recipe minus MBBN = "
                                  f"{statistics.fmean(gaps):+.2f} ± {statistics.pstdev(gaps):.2f}"
                                  " points (the quantization's own cost; not a verdict)")
@@ -498,6 +589,9 @@ def parse_args(argv):
     ap.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 (data and init)")
     ap.add_argument("--datasets", default=",".join(DATASETS),
                     help=f"comma-separated, from {', '.join(DATASETS)}")
+    ap.add_argument("--arch", default=DEFAULT_ARCHS,
+                    help="comma-separated, from cnn (three unpadded convolutions and a dense "
+                         "head, the seed's kind of network) and mlp (--hidden); one table each")
     ap.add_argument("--bits", default="8,4,3,2,1",
                     help="M = K values; trained from high to low (the sequential chain)")
     ap.add_argument("--epochs", type=int, default=None,
@@ -509,10 +603,15 @@ def parse_args(argv):
                          f"{DEFAULT_FP_EPOCHS['mnist1d']})")
     ap.add_argument("--low-epochs", type=int, default=None,
                     help=f"epochs of the stages at M = K <= {TARGET_BITS}, every data set "
-                         f"(default: digits {DEFAULT_LOW_EPOCHS['digits']}, mnist1d "
-                         f"{DEFAULT_LOW_EPOCHS['mnist1d']})")
-    ap.add_argument("--hidden", default=DEFAULT_HIDDEN, help="hidden layer widths")
-    ap.add_argument("--lr", type=float, default=3e-2, help="Adam's initial learning rate")
+                         "(default: " + "; ".join(
+                             f"{a} digits {e['digits']}, mnist1d {e['mnist1d']}"
+                             for a, e in DEFAULT_LOW_EPOCHS.items()) + ")")
+    ap.add_argument("--hidden", default=DEFAULT_HIDDEN, help="hidden layer widths of the MLP")
+    ap.add_argument("--channels", type=int, default=DEFAULT_CHANNELS,
+                    help="channels of each convolution of the CNN")
+    ap.add_argument("--lr", type=float, default=None,
+                    help="Adam's initial learning rate (default: " + ", ".join(
+                        f"{a} {lr:g}" for a, lr in DEFAULT_LR.items()) + ")")
     ap.add_argument("--q-lr", type=float, default=None,
                     help="Adam's initial learning rate of the quantized stages (default: --lr)")
     ap.add_argument("--routes", default="alg2,alg1", help="alg2 (QuantMLP + decompose), alg1")
@@ -531,16 +630,23 @@ def parse_args(argv):
                          "(teacher and student read the same mixture); 0: the training rows "
                          "as they are")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                    help="processes; each trains one (data set, seed) on one thread")
+                    help="processes; each trains one (architecture, data set, seed) on one "
+                         "thread")
     args = ap.parse_args(argv)
     names = [n for n in args.datasets.split(",") if n]
     routes = [r for r in args.routes.split(",") if r]
+    archs = [a for a in args.arch.split(",") if a]
     for n in names:
         if n not in DATASETS:
             ap.error(f"unknown data set {n!r}; choose from {', '.join(DATASETS)}")
     for r in routes:
         if r not in ROUTES:
             ap.error(f"unknown route {r!r}; choose from {', '.join(ROUTES)}")
+    for a in archs:
+        if a not in ARCHS:
+            ap.error(f"unknown architecture {a!r}; choose from {', '.join(ARCHS)}")
+    if not names or not routes or not archs:
+        ap.error("--datasets, --routes and --arch each need at least one value")
     bits = sorted({int(b) for b in args.bits.split(",") if b}, reverse=True)
     if not bits or not all(1 <= b <= 16 for b in bits):
         ap.error("--bits takes values in 1..16")
@@ -548,38 +654,52 @@ def parse_args(argv):
         ap.error("--distill takes a weight in [0, 1]")
     if args.mixup < 0:
         ap.error("--mixup takes ALPHA >= 0")
-    if args.seeds < 1 or args.jobs < 1:
-        ap.error("--seeds and --jobs must be positive")
-    epochs = {n: args.epochs or DEFAULT_EPOCHS[n] for n in DATASETS}
-    fp_epochs = {n: args.fp_epochs or DEFAULT_FP_EPOCHS[n] for n in DATASETS}
-    low_epochs = {n: args.low_epochs or DEFAULT_LOW_EPOCHS[n] for n in DATASETS}
-    return dict(seeds=list(range(args.seeds)), datasets=names, bits=bits, epochs=epochs,
-                fp_epochs=fp_epochs, low_epochs=low_epochs, mixup=args.mixup,
-                hidden=tuple(int(h) for h in args.hidden.split(",") if h), lr=args.lr,
-                q_lr=args.lr if args.q_lr is None else args.q_lr,
-                routes=routes, init=args.init, quantize_input=args.quantize_input,
-                distill=args.distill, jobs=args.jobs)
+    if args.seeds < 1 or args.jobs < 1 or args.channels < 1:
+        ap.error("--seeds, --jobs and --channels must be positive")
+    return dict(seeds=list(range(args.seeds)), datasets=names, archs=archs, bits=bits,
+                epochs=args.epochs, fp_epochs=args.fp_epochs, low_epochs=args.low_epochs,
+                mixup=args.mixup, hidden=tuple(int(h) for h in args.hidden.split(",") if h),
+                channels=args.channels, lr=args.lr, q_lr=args.q_lr, routes=routes,
+                init=args.init, quantize_input=args.quantize_input, distill=args.distill,
+                jobs=args.jobs)
+
+
+def arch_config(cfg: dict, arch: str) -> dict:
+    """``cfg`` with one architecture's settings: epochs per data set and learning rates, each
+    the flag's value where one was given, else the architecture's default."""
+    def per_set(flag, default):
+        return {n: flag or default[n] for n in DATASETS}
+
+    lr = cfg["lr"] or DEFAULT_LR[arch]
+    return {**cfg, "arch": arch, "epochs": per_set(cfg["epochs"], DEFAULT_EPOCHS),
+            "fp_epochs": per_set(cfg["fp_epochs"], DEFAULT_FP_EPOCHS),
+            "low_epochs": per_set(cfg["low_epochs"], DEFAULT_LOW_EPOCHS[arch]),
+            "lr": lr, "q_lr": cfg["q_lr"] or lr}
 
 
 def main(argv) -> int:
     cfg = parse_args(argv)
+    cfgs = {a: arch_config(cfg, a) for a in cfg["archs"]}
     start = time.perf_counter()
     # the longest jobs (MNIST-1D: more samples per epoch) first, so the pool ends together
-    jobs = sorted(((n, sd) for n in cfg["datasets"] for sd in cfg["seeds"]),
-                  key=lambda j: j[0] != "mnist1d")
-    print(f"{len(jobs)} jobs (data set x seed) on {cfg['jobs']} process(es); each trains full "
-          f"precision and, per route, M=K={','.join(map(str, cfg['bits']))}", flush=True)
+    jobs = sorted(((a, n, sd) for a in cfg["archs"] for n in cfg["datasets"]
+                   for sd in cfg["seeds"]), key=lambda j: j[1] != "mnist1d")
+    print(f"{len(jobs)} jobs (architecture x data set x seed) on {cfg['jobs']} process(es); "
+          f"each trains full precision and, per route, M=K={','.join(map(str, cfg['bits']))}",
+          flush=True)
     results = {}
     if cfg["jobs"] == 1:
         for job in jobs:
-            results[job] = run_job(*job, cfg)
+            results[job] = run_job(*job, cfgs[job[0]])
     else:
         with ProcessPoolExecutor(cfg["jobs"], mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(run_job, *job, cfg): job for job in jobs}
+            futures = {pool.submit(run_job, *job, cfgs[job[0]]): job for job in jobs}
             for fut in as_completed(futures):
                 results[futures[fut]] = fut.result()
-    print()
-    print("\n".join(report(results, cfg)))
+    for a in cfg["archs"]:
+        print(f"\n{ARCHS[a]}\n")
+        print("\n".join(report({(n, sd): results[a2, n, sd] for a2, n, sd in results
+                                 if a2 == a}, cfgs[a])))
     cpu = sum(r["seconds"] for r in results.values())
     print(f"\ntotal {time.perf_counter() - start:.0f} s wall, {cpu:.0f} s of training jobs")
     bad = sum(results[j]["alg2"][b][1] for j in jobs for b in cfg["bits"]

@@ -83,7 +83,8 @@ def test_train_objective_hook_replaces_cross_entropy(restore_threads):
 
 def test_main_prints_the_table_and_verdicts(capsys, restore_threads):
     rc = bench.main(["--seeds", "1", "--datasets", "digits", "--bits", "3,2", "--epochs", "1",
-                     "--fp-epochs", "2", "--low-epochs", "3", "--hidden", "16", "--jobs", "1"])
+                     "--fp-epochs", "2", "--low-epochs", "3", "--hidden", "16", "--jobs", "1",
+                     "--arch", "mlp"])
     out = capsys.readouterr().out
     assert rc == 0
     assert "MBBN(M=K=2)" in out and "Full-Precision" in out
@@ -94,6 +95,34 @@ def test_main_prints_the_table_and_verdicts(capsys, restore_threads):
     assert out.count("verdict digits") == 4 and out.count("cost    digits") == 2
 
 
+def test_main_cnn_decomposes_by_packed_branches(capsys, restore_threads):
+    rc = bench.main(["--seeds", "1", "--datasets", "mnist1d", "--bits", "2", "--epochs", "1",
+                     "--fp-epochs", "1", "--low-epochs", "1", "--channels", "4", "--jobs", "1",
+                     "--arch", "cnn", "--routes", "alg2,alg1"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "CNN" in out and "MLP" not in out
+    # one Alg. 2 row at M=K=2 whose eq. 8 evaluation agrees with QuantCNN on every test signal
+    assert "decomposed != QuantCNN: 0" in out
+    assert out.count("[0 diff]") == 1
+    assert out.count("verdict mnist1d  cnn") == 4
+    assert "4 channels per convolution" in out
+
+
+def test_cnn_layouts_fit_both_data_sets():
+    for name, n_in in (("digits", 64), ("mnist1d", 40)):
+        shape, convs = bench.conv_layout(name, n_in, 8)
+        net = bench.FloatCNN(shape, convs, 10, in_max=255)
+        assert net(torch.zeros(3, n_in)).shape == (3, 10)
+        assert len(net.hidden_relus(torch.zeros(3, n_in))) == 3
+
+
 def test_bad_mixup_is_refused():
     with pytest.raises(SystemExit):
         bench.parse_args(["--mixup", "-1"])
+
+
+@pytest.mark.parametrize("flags", [["--arch", "rnn"], ["--arch", ""], ["--channels", "0"]])
+def test_bad_architecture_flags_are_refused(flags):
+    with pytest.raises(SystemExit):
+        bench.parse_args(flags)
