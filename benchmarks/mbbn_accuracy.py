@@ -42,8 +42,8 @@ same ``--lr`` (CNN 0.01, MLP 0.03; ``--q-lr`` sets the quantized stages' apart) 
 for every model of an architecture. The full-precision model trains ``--fp-epochs`` (digits
 60, MNIST-1D 150); each quantized stage trains ``--epochs`` (digits 60, MNIST-1D 30), the
 stages at M = K <= 2 ``--low-epochs`` (digits 60; MNIST-1D: CNN 100, MLP 400, the MLP's
-low-bit stages needing the longest to fit their teacher, see below). By default (``--init sequential``)
-the networks are initialized as the seed does (Sec. V-A, ImageNet): the trained
+low-bit stages needing the longest to fit their teacher, see below). By default (``--init
+sequential``) the networks are initialized as the seed does (Sec. V-A, ImageNet): the trained
 full-precision model initializes the 8-bit one, the 8-bit one the 4-bit one, and so on down the
 ``--bits`` list; the table prints the epochs each model has seen, its ancestors' included.
 ``--init float`` starts every quantized model from the full-precision one instead, and
@@ -72,32 +72,33 @@ by default: most mixtures lie near one of their two rows, see below), the teache
 student read the same mixture, and the loss is ``lam T^2 KL(p_T || q_T)`` at temperature T = 4
 (``lam`` is ``--distill``, 1 by default; ``lam < 1`` adds ``(1 - lam)`` times the cross-entropy
 of the unmixed batch; 0 is the seed's plain cross-entropy; ``--mixup 0`` distills on the
-training rows as they are). Why: with 4000 training signals every model here fits MNIST-1D's
-training set (99-100 %), so test accuracy is a question of generalization; the student matches
-the teacher's function between the training points instead of memorizing hard labels, and the
-low-bit stages need many epochs to do so. Measured with uniform mixtures (``--mixup 1``, the
-earlier default) on MNIST-1D (4000 / 16,000 signals, seeds 0-2, hidden 256, 256, chain 8 -> 4 ->
-3 -> 2 of 30-epoch stages, teacher the 150-epoch model at 72.77 +- 0.12), M = K = 2: 69.94 with
-the earlier recipe (distillation on the training rows, lam 0.9, the 30-epoch model as teacher),
-71.16 with function matching for 150 epochs at M = K = 2, 71.58 for 400 (gap +1.19; this
-script's own run of that recipe: M = K = 2 71.48 +- 0.03, gap +1.29 +- 0.09 against the teacher
-and +2.13 +- 0.37 against the 640-epoch model, 1073 s for ``--hidden 256,256 --datasets mnist1d
---routes alg2 --bits 8,4,3,2``). At hidden 512, 512 the student fits its teacher closer (this
-script, ``--datasets mnist1d --routes alg2 --bits 8,4,3,2``, 1540 s): full precision 73.81 +-
-0.34 at 150 epochs and 74.30 +- 0.54 at the 2-bit model's 640, M = K = 2 73.04 +- 0.22; gap
-+0.77 +- 0.27 against the teacher, +1.26 +- 0.32 against the 640-epoch model (at ``--mixup
-0.3``, the default now: M = K = 2 73.02 +- 0.11, gaps +0.79 +- 0.28 and +1.28 +- 0.43, 1315 s).
-Hence the default width. Lowering the learning rate (0.01, 0.003), longer stages without mixup,
-T = 1, a teacher assistant (each stage distilled from the one before) and per-channel weight
-ranges all did no better; 4-bit weights in the first layer alone would add about 1.3 points (the
-2-bit first layer is where most of the loss is). Also measured (MNIST-1D, 16,000 test signals):
-width 1024, 1024 (this script, seeds 0-2, stopped after the M = K = 2 lines): full precision
-74.67 at 150 epochs and 75.47 at 640, M = K = 2 73.47, gaps +1.20 and +2.00, worse than at 512.
-With this recipe in a scratch loop (seeds 0, 1): the 640-epoch model as the teacher: M = K = 2
-72.35 against 72.82 from the 150-epoch one, its test predictions agreeing with the teacher's on
-79 % of the signals; the quantized stages' learning rate: 0.003 with 0.01 at M = K = 2 gives M =
-K = 2 +0.31 over 0.03 throughout, but 0.003 and 0.01 throughout give -0.12 and -0.07 (noise at
-two seeds).
+training rows as they are). Why, measured on the MLP (the measurements of this and the following
+paragraphs are the MLP's; the CNN's are further down): with 4000 training signals every model
+here fits MNIST-1D's training set (99-100 %), so test accuracy is a question of generalization;
+the student matches the teacher's function between the training points instead of memorizing
+hard labels, and the low-bit stages need many epochs to do so. Measured with uniform mixtures
+(``--mixup 1``, the earlier default) on MNIST-1D (4000 / 16,000 signals, seeds 0-2, hidden 256,
+256, chain 8 -> 4 -> 3 -> 2 of 30-epoch stages, teacher the 150-epoch model at 72.77 +- 0.12), M
+= K = 2: 69.94 with the earlier recipe (distillation on the training rows, lam 0.9, the 30-epoch
+model as teacher), 71.16 with function matching for 150 epochs at M = K = 2, 71.58 for 400 (gap
++1.19; this script's own run of that recipe: M = K = 2 71.48 +- 0.03, gap +1.29 +- 0.09 against
+the teacher and +2.13 +- 0.37 against the 640-epoch model, 1073 s for ``--hidden 256,256
+--datasets mnist1d --routes alg2 --bits 8,4,3,2``). At hidden 512, 512 the student fits its
+teacher closer (this script, ``--datasets mnist1d --routes alg2 --bits 8,4,3,2``, 1540 s): full
+precision 73.81 +- 0.34 at 150 epochs and 74.30 +- 0.54 at the 2-bit model's 640, M = K = 2
+73.04 +- 0.22; gap +0.77 +- 0.27 against the teacher, +1.26 +- 0.32 against the 640-epoch model
+(at ``--mixup 0.3``, the default now: M = K = 2 73.02 +- 0.11, gaps +0.79 +- 0.28 and +1.28 +-
+0.43, 1315 s). Hence the default width. Lowering the learning rate (0.01, 0.003), longer stages
+without mixup, T = 1, a teacher assistant (each stage distilled from the one before) and
+per-channel weight ranges all did no better; 4-bit weights in the first layer alone would add
+about 1.3 points (the 2-bit first layer is where most of the loss is). Also measured (MNIST-1D,
+16,000 test signals): width 1024, 1024 (this script, seeds 0-2, stopped after the M = K = 2
+lines): full precision 74.67 at 150 epochs and 75.47 at 640, M = K = 2 73.47, gaps +1.20 and
++2.00, worse than at 512. With this recipe in a scratch loop (seeds 0, 1): the 640-epoch model
+as the teacher: M = K = 2 72.35 against 72.82 from the 150-epoch one, its test predictions
+agreeing with the teacher's on 79 % of the signals; the quantized stages' learning rate: 0.003
+with 0.01 at M = K = 2 gives M = K = 2 +0.31 over 0.03 throughout, but 0.003 and 0.01 throughout
+give -0.12 and -0.07 (noise at two seeds).
 
 The recipe is not the quantization's own: a copy of the teacher trained by the same function
 matching as the M = K = 2 stage (its epochs, its learning rate) gains on its teacher too
@@ -153,10 +154,13 @@ Target (the issue): M = K = 2 within 1 point of full precision; one verdict line
 and route states whether it is met and by how much.
 
 Usage: ``python benchmarks/mbbn_accuracy.py [--seeds 3] [--datasets digits,mnist1d]
-[--bits 8,4,3,2,1] [--epochs N] [--fp-epochs N] [--low-epochs N] [--hidden 512,512]
-[--lr 0.03] [--q-lr LR] [--routes alg2,alg1] [--init sequential|float|scratch]
-[--quantize-input] [--distill 1] [--mixup 0.3] [--jobs 2]``. The default run trains 6 x 13
-models; MNIST-1D's long low-bit stages make it about an hour on two cores. Every trained model
+[--arch cnn,mlp] [--bits 8,4,3,2,1] [--epochs N] [--fp-epochs N] [--low-epochs N]
+[--channels 128] [--hidden 512,512] [--lr LR] [--q-lr LR] [--routes alg2,alg1]
+[--init sequential|float|scratch] [--quantize-input] [--distill 1] [--mixup 0.3] [--jobs 2]``.
+The default run trains 12 x 13 models, about three hours on two cores: the MLP's long
+low-bit stages on MNIST-1D make about an hour of it, the CNN's Alg. 2 route about an hour.
+``--arch cnn --routes alg2`` is the CNN's Table III alone, ``--arch mlp --datasets mnist1d
+--routes alg2 --bits 8,4,3,2`` the MLP's M = K = 2 verdict on MNIST-1D. Every trained model
 prints one line as it finishes.
 """
 
@@ -178,9 +182,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from hwgen.sw import mbbn
-from hwgen.sw.mbbn_conv import MBBNCNN, QuantCNN, branch_logits, conv_output_shape
 from hwgen.sw.compress import distillation_loss
 from hwgen.sw.data import digits, mnist1d
+from hwgen.sw.mbbn_conv import MBBNCNN, QuantCNN, branch_logits, conv_output_shape
 from hwgen.sw.train import accuracy, predict, train
 
 DATASETS = ("digits", "mnist1d")
@@ -225,7 +229,10 @@ class _FloatNet(nn.Module):
         return out
 
     def forward(self, x):
-        return self.layers[-1](self.hidden_relus(x)[-1].flatten(1)) * self.log_scale.exp()
+        a = self.encode_input(x)
+        for layer, bn in zip(self.layers, self.bns):
+            a = torch.relu(bn(layer(a)))
+        return self.layers[-1](a.flatten(1)) * self.log_scale.exp()
 
 
 class FloatMLP(_FloatNet):
@@ -312,7 +319,7 @@ def layer_bits(split, bits: int, layers: int, quantize_input: bool) -> list[tupl
 
 @torch.no_grad()
 def _relu_ranges(fp: _FloatNet, x: np.ndarray) -> list[float]:
-    """Half the 99th percentile of each hidden ReLU's outputs on ``x``: the t of min(ReLU, 2t) - t."""
+    """Half the 99th percentile of each hidden ReLU's outputs on ``x``: t of min(ReLU, 2t) - t."""
     fp.eval()
     relus = fp.hidden_relus(torch.as_tensor(x, dtype=torch.float32))
     return [max(float(np.percentile(r.numpy(), RELU_PERCENTILE)) / 2, 1e-3) for r in relus]

@@ -96,7 +96,7 @@ def test_main_prints_the_table_and_verdicts(capsys, restore_threads):
 
 
 def test_main_cnn_decomposes_by_packed_branches(capsys, restore_threads):
-    rc = bench.main(["--seeds", "1", "--datasets", "mnist1d", "--bits", "2", "--epochs", "1",
+    rc = bench.main(["--seeds", "1", "--datasets", "digits", "--bits", "2", "--epochs", "1",
                      "--fp-epochs", "1", "--low-epochs", "1", "--channels", "4", "--jobs", "1",
                      "--arch", "cnn", "--routes", "alg2,alg1"])
     out = capsys.readouterr().out
@@ -105,7 +105,7 @@ def test_main_cnn_decomposes_by_packed_branches(capsys, restore_threads):
     # one Alg. 2 row at M=K=2 whose eq. 8 evaluation agrees with QuantCNN on every test signal
     assert "decomposed != QuantCNN: 0" in out
     assert out.count("[0 diff]") == 1
-    assert out.count("verdict mnist1d  cnn") == 4
+    assert out.count("verdict digits   cnn") == 4
     assert "4 channels per convolution" in out
 
 

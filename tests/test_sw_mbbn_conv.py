@@ -95,6 +95,10 @@ def test_gradients_reach_weights_and_ranges():
         F.cross_entropy(net(x), torch.randint(0, 10, (16,))).backward()
         for layer in net.layers:
             assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+        if isinstance(net, QuantCNN):
+            # eq. 15's learned ranges, the first layer's fixed input range excepted
+            assert net.layers[0].act.t.grad is None
+            assert all(layer.act.t.grad.abs() > 0 for layer in net.layers[1:])
     assert net.layers[0].weight.grad.shape == (2, 7, 1, 1, 5)
 
 
