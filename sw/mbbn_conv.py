@@ -12,7 +12,8 @@ chains only, so ``hwgen build`` takes the MLPs.
   the M digit planes of the eq. 10 encoder, ``sum 2^(m+k-2) conv(a_m, W_k)``.
 * :class:`QuantCNN` / :class:`MBBNCNN`: ``[conv, batch norm] x n -> dense head``, the
   activation being the next layer's quantizer (Alg. 2) or encoder (Alg. 1), as in the MLPs.
-* :func:`branch_logits`: the decomposed :class:`QuantCNN` evaluated as Algorithm 2 leaves it,
+* :func:`branch_sum`: one layer's integer sum by eq. 8 on packed digit planes;
+  :func:`branch_logits`: the decomposed :class:`QuantCNN` evaluated as Algorithm 2 leaves it,
   every layer's integer sum by eq. 8 on packed digit planes (:func:`hwgen.sw.mbbn.mbbn_matmul`).
 
 Convolutions are unpadded: a zero pad is no state of eq. 7 (the states are odd), so a padded
@@ -34,7 +35,7 @@ from .mbbn import (MBBNLinear, Quantize, QuantLinear, _levels, _recombine, eq9_s
                    mbbn_matmul, mbit_encode)
 
 __all__ = ["QuantConv2d", "MBBNConv2d", "QuantCNN", "MBBNCNN", "conv_output_shape",
-           "branch_logits"]
+           "branch_sum", "branch_logits"]
 
 
 def _pair(v) -> tuple[int, int]:
@@ -184,20 +185,25 @@ class MBBNCNN(_EncodedCNN):
         return MBBNLinear(n_in, n_out, m_bits=m_bits, k_bits=k_bits, scaled=True)
 
 
-def _layer_sum(layer, codes: torch.Tensor) -> torch.Tensor:
-    """The layer's integer sum of input states ``codes`` by eq. 8, as float64 (exact)."""
+def branch_sum(layer: QuantConv2d | QuantLinear, codes: torch.Tensor) -> torch.Tensor:
+    """The integer sum of a layer of :class:`QuantCNN` by eq. 8's packed branches.
+
+    ``codes`` holds the layer's M-bit input states, (B, C, H, W) for a convolution and (B, N)
+    for the head. Every output position is one dot product of an input patch with each filter's
+    K-bit weight states: ``M * K`` xnor-popcounts combined by shifts
+    (:func:`hwgen.sw.mbbn.mbbn_matmul`). Returns int64, shaped like the layer's output.
+    """
     w = torch.as_tensor(layer.weight_quant.codes(layer.weight))
-    if isinstance(layer, QuantConv2d):
-        # every output position is a dot product of the input patch with each filter
-        patches = F.unfold(codes, layer.kernel, stride=layer.stride)  # (B, C kh kw, L)
-        rows = patches.transpose(1, 2).reshape(-1, patches.shape[1])
-        acc = mbbn_matmul(rows.to(torch.int64).numpy(), w.reshape(len(w), -1).numpy(),
-                          layer.m_bits, layer.k_bits)
-        h, w_out = conv_output_shape(codes.shape[2:], layer.kernel, layer.stride)
-        acc = torch.as_tensor(acc, dtype=torch.float64).reshape(len(codes), h * w_out, -1)
-        return acc.transpose(1, 2).reshape(len(codes), -1, h, w_out)
-    acc = mbbn_matmul(codes.to(torch.int64).numpy(), w.numpy(), layer.m_bits, layer.k_bits)
-    return torch.as_tensor(acc, dtype=torch.float64)
+    if not isinstance(layer, QuantConv2d):
+        return torch.as_tensor(mbbn_matmul(codes.to(torch.int64).numpy(), w.numpy(),
+                                           layer.m_bits, layer.k_bits))
+    patches = F.unfold(codes.double(), layer.kernel, stride=layer.stride)  # (B, C kh kw, L)
+    rows = patches.transpose(1, 2).reshape(-1, patches.shape[1])
+    acc = mbbn_matmul(rows.to(torch.int64).numpy(), w.reshape(len(w), -1).numpy(),
+                      layer.m_bits, layer.k_bits)
+    h, w_out = conv_output_shape(codes.shape[2:], layer.kernel, layer.stride)
+    acc = torch.as_tensor(acc).reshape(len(codes), h * w_out, -1)
+    return acc.transpose(1, 2).reshape(len(codes), -1, h, w_out)
 
 
 @torch.no_grad()
@@ -223,8 +229,9 @@ def branch_logits(net: QuantCNN, x: np.ndarray, *, chunk: int = 2048) -> np.ndar
         for j, layer in enumerate(net.layers):
             if j == len(net.bns):
                 a = a.flatten(1)
-            codes = torch.as_tensor(layer.act.codes(a), dtype=torch.float64)
-            y = _layer_sum(layer, codes) * (layer.act.step() * layer.weight_quant.step())
+            codes = torch.as_tensor(layer.act.codes(a))
+            y = branch_sum(layer, codes).double() * (layer.act.step() *
+                                                    layer.weight_quant.step())
             a = net.bns[j](y) if j < len(net.bns) else y * net.log_scale.exp()
         out.append(a.numpy())
     return np.concatenate(out)

@@ -8,7 +8,7 @@ from torch.nn import functional as F
 from hwgen.sw import mbbn
 from hwgen.sw.layers import binarize
 from hwgen.sw.mbbn_conv import (MBBNCNN, MBBNConv2d, QuantCNN, QuantConv2d, branch_logits,
-                                conv_output_shape)
+                                branch_sum, conv_output_shape)
 from hwgen.sw.train import predict
 
 # (input shape, convolutions): MNIST-1D's 1 x 40 rows and digits' 8 x 8 images; the patch
@@ -52,6 +52,31 @@ def test_branch_logits_equal_the_quantized_network(shape, convs, m, k):
     # the same float64 numbers, not merely close
     assert np.array_equal(got, want)
     assert np.array_equal(got.argmax(axis=1), predict(net, x))
+
+
+@pytest.mark.parametrize("shape,convs", LAYOUTS)
+@pytest.mark.parametrize("m,k", BITS)
+def test_branch_sum_is_the_integer_convolution(shape, convs, m, k):
+    # eq. 8 per output position == the convolution of the odd integer states, as int64
+    net = _quant_cnn(shape, convs, m, k, seed=m + 7 * k)
+    rng = np.random.default_rng(m * k)
+    for layer in net.layers:
+        n = (1 << layer.m_bits) - 1
+        if isinstance(layer, QuantConv2d):
+            size = (9, layer.weight.shape[1], *shape)
+        else:
+            size = (9, layer.in_features)
+        codes = torch.as_tensor(2 * rng.integers(0, n + 1, size) - n)
+        codes[0] = n           # every state at an extreme
+        codes[1] = -n
+        w = torch.as_tensor(layer.weight_quant.codes(layer.weight))
+        if isinstance(layer, QuantConv2d):
+            want = F.conv2d(codes.double(), w.double(), stride=layer.stride)
+        else:
+            want = codes.double() @ w.double().T
+        got = branch_sum(layer, codes)
+        assert got.dtype == torch.int64
+        assert torch.equal(got, want.to(torch.int64))
 
 
 def test_branch_logits_with_saturated_activations():
