@@ -54,9 +54,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from . import ir
-from .aqe import power_of_two
-from .export import HWGEN_DOMAIN
+from .core import ir
+from .core.levels import power_of_two_levels
+from .core.onnx_ops import HWGEN_DOMAIN
 
 __all__ = ["CompileError", "compile_onnx", "load_onnx"]
 
@@ -221,7 +221,7 @@ class _Activation:
         self.alpha, self.beta = s / 2, s * (levels / 2 + qmin - z0)
 
     def _power_of_two(self, node, g: "_Graph") -> None:
-        """``scale * h_n(z / scale)``, eq. 22's levels (hwgen.sw.export's PowerOfTwoQuant)."""
+        """``scale * h_n(z / scale)``, eq. 22's levels (the PowerOfTwoQuant of :mod:`hwgen.sw.core.onnx_ops`)."""
         name = _node_name(node)
         s = g.const(node, 1)
         n = _attr(node, "bits")
@@ -231,7 +231,7 @@ class _Activation:
             raise CompileError(f"node {name}: PowerOfTwoQuant bits must be an integer from 2 "
                                f"to 6, not {n!r}")
         s = s.item()
-        theta = power_of_two(n).thresholds           # magnitudes' midpoints, ascending
+        theta = power_of_two_levels(n).thresholds           # magnitudes' midpoints, ascending
         q = len(theta)
         # code c passes level k <= q (a non-positive level) iff z/s >= -theta_(q-k+1): a value
         # on a threshold goes to the smaller magnitude, i.e. up on the negative side; level
