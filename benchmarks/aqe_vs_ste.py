@@ -3,8 +3,8 @@
 Three tasks, each trained from scratch with either estimator and otherwise the same everything
 (network, initialization seed, data order, Adam, learning rate, cosine decay, epochs):
 
-* ``digits-mlp``: :class:`hwgen.sw.aqe.MINWMLP` 64-128-128-10 (``--hidden``) on scikit-learn's
-  8x8 digits;
+* ``digits-mlp``: :class:`hwgen.sw.families.shift.aqe.MINWMLP` 64-128-128-10 (``--hidden``) on
+  scikit-learn's 8x8 digits;
 * ``mnist1d-mlp``: the same MLP shape (40 inputs) on MNIST-1D;
 * ``digits-convnet``: the seed's ConvNet shape (Courbariaux et al.'s: pairs of 3x3 quantized
   convolutions, max pooling, batch norm and the activation quantizer, then fully connected
@@ -13,8 +13,8 @@ Three tasks, each trained from scratch with either estimator and otherwise the s
 Every layer has 1-bit weights and 1-bit activations (sign, eq. 4), the first layer's input
 excepted (the samples as integers, as §III-E allows). The STE is eq. 5. AQE is eq. 18-19 with
 ``alpha`` raised from 1/2 (the STE's gradient, Theorem 1) to 1 over the first ``--alpha-frac``
-of the optimizer steps (:class:`hwgen.sw.aqe.AlphaSchedule`), so that the last steps train the
-network that inference runs; ``--noise`` adds eq. 7's ``z ~ U[-1, 1]``.
+of the optimizer steps (:class:`hwgen.sw.families.shift.aqe.AlphaSchedule`), so that the last steps
+train the network that inference runs; ``--noise`` adds eq. 7's ``z ~ U[-1, 1]``.
 
 The seed fixes no schedule; the default, 1/2 of the steps, was chosen by measurement (5 seeds,
 AQE - STE paired, MLP tasks): over 80 % of the steps, digits -0.22 +- 0.64 and MNIST-1D
@@ -29,7 +29,7 @@ smallest model).
 
 ``--histograms DIR`` also writes the seed's Figs. 1-4 for the digits MLP trained with AQE, as
 BNN (1 bit) and TNN (ternary, 2 bits): weights and activations of the second hidden layer at
-three epochs (:mod:`hwgen.sw.histograms`).
+three epochs (:mod:`hwgen.sw.families.shift.histograms`).
 
 Usage: ``python benchmarks/aqe_vs_ste.py [--seeds 5] [--tasks digits-mlp,mnist1d-mlp,digits-convnet]
 [--epochs N] [--lr 0.01] [--hidden 128,128] [--alpha-frac 0.5] [--noise] [--jobs 2] [--histograms DIR]``.
@@ -49,11 +49,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from hwgen.sw.aqe import (AQE, MINWMLP, STE, AlphaSchedule, QuantConv2d, Quantizer,
-                          output_function, set_alpha)
-from hwgen.sw.data import digits, mnist1d
-from hwgen.sw.histograms import HistogramRecorder, save_histograms
-from hwgen.sw.train import accuracy, train
+from hwgen.sw.families.shift.aqe import (AQE, MINWMLP, STE, AlphaSchedule, QuantConv2d,
+                                         Quantizer, output_function, set_alpha)
+from hwgen.sw.families.data import digits, mnist1d
+from hwgen.sw.families.shift.histograms import HistogramRecorder, save_histograms
+from hwgen.sw.families.train import accuracy, train
 
 TASKS = ("digits-mlp", "mnist1d-mlp", "digits-convnet")
 EPOCHS = {"digits-mlp": 60, "mnist1d-mlp": 30, "digits-convnet": 40}

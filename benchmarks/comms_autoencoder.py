@@ -78,34 +78,36 @@ Retraining at lr 1e-3 for only 300 steps *raises* the unpruned plain teacher's B
 
 What it does
 ------------
-All models are :mod:`hwgen.sw.comms` autoencoders on AWGN, trained with Adam on cross-entropy
-(fresh messages and noise every step, batch 256): ``--steps`` at lr 1e-2 (small models) or 1e-3
-(teachers of hidden width M), then ``--steps // 2`` more at a tenth of it. Error rates are
-block error rates (BLER) by simulation over ``--blocks`` messages (the seed's "error rate"; its
-"accuracy" is 1 - BLER); the binomial standard error sqrt(p (1 - p) / N) is printed beside them.
+All models are :mod:`hwgen.sw.families.compression.comms` autoencoders on AWGN, trained with Adam on
+cross-entropy (fresh messages and noise every step, batch 256): ``--steps`` at lr 1e-2 (small
+models) or 1e-3 (teachers of hidden width M), then ``--steps // 2`` more at a tenth of it. Error
+rates are block error rates (BLER) by simulation over ``--blocks`` messages (the seed's "error
+rate"; its "accuracy" is 1 - BLER); the binomial standard error sqrt(p (1 - p) / N) is printed
+beside them.
 
 (a) **Fig. 2.4 and more.** BLER vs Eb/N0 (``--ebn0s``, default -2 .. 10 dB) of the 1-bit-1-
     channel student (``power="codebook"``: with per-codeword normalization a 1-channel encoder
-    cannot learn, see :mod:`hwgen.sw.comms`), trained at 4 dB; the 4-bit-7-channel student and
-    teacher (trained at 5 dB); the 8-bit-8-channel teacher of Table 4.1 (trained at 7 dB).
-    Against uncoded BPSK (theory, k = 1, 4, 8 bits per block) and the (7, 4) Hamming code with
-    hard decisions (theory; the simulation is in results.json as a check). "1-1 matches BPSK"
-    is judged by the largest |AE - theory| / standard error over the grid (points with fewer
-    than 10 expected errors are skipped in that judgement).
-(b) **Fig. 5.2.** Post-training min/max quantization (:func:`hwgen.sw.compress.quantize_model`,
-    every Linear weight of encoder and decoder, layer-wise, biases float) of the 4-7 student and
-    teacher to k = 1 .. 8 bits, BLER at ``--eval-ebn0-47`` (4 dB: the seed's SNR 2.5119 =
-    10^0.4). Every evaluation uses the same messages and noise (same seed) as the float
-    model's. "Lossless from k" is the smallest k such that every k' >= k is within two
-    standard errors of the difference (sqrt 2 x the float model's) of the float BLER.
+    cannot learn, see :mod:`hwgen.sw.families.compression.comms`), trained at 4 dB; the
+    4-bit-7-channel student and teacher (trained at 5 dB); the 8-bit-8-channel teacher of Table 4.1
+    (trained at 7 dB). Against uncoded BPSK (theory, k = 1, 4, 8 bits per block) and the (7, 4)
+    Hamming code with hard decisions (theory; the simulation is in results.json as a check).
+    "1-1 matches BPSK" is judged by the largest |AE - theory| / standard error over the grid (points
+    with fewer than 10 expected errors are skipped in that judgement).
+(b) **Fig. 5.2.** Post-training min/max quantization
+    (:func:`hwgen.sw.families.compression.compress.quantize_model`, every Linear weight of encoder
+    and decoder, layer-wise, biases float) of the 4-7 student and teacher to k = 1 .. 8 bits, BLER
+    at ``--eval-ebn0-47`` (4 dB: the seed's SNR 2.5119 = 10^0.4). Every evaluation uses the same
+    messages and noise (same seed) as the float model's. "Lossless from k" is the smallest k such
+    that every k' >= k is within two standard errors of the difference (sqrt 2 x the float model's)
+    of the float BLER.
 (c) **Table 5.1** for the 8-8 teacher at ``--eval-ebn0-88`` (6 dB): float vs 8-bit, BLER and
-    :func:`hwgen.sw.compress.memory_bits` (the seed's own Table 5.1 used the 4-7 model: that is
-    row k = 8 of (b)).
+    :func:`hwgen.sw.families.compression.compress.memory_bits` (the seed's own Table 5.1 used the
+    4-7 model: that is row k = 8 of (b)).
 (d) **Table 6.1**: 50 % global magnitude pruning of the 8-8 teacher (all four Linear weights
     ranked together), BLER before, after pruning, and after ``--retrain-steps`` of retraining
     at lr 1e-3 and half as many at 1e-4 (batch 256, at the training Eb/N0), with
-    :func:`hwgen.sw.compress.apply_masks` after every step. (1000 steps at 1e-4 alone left the
-    BLER at 3.4x the unpruned one; 1e-3 then 1e-4 brings it to ~1.1x.)
+    :func:`hwgen.sw.families.compression.compress.apply_masks` after every step. (1000 steps at 1e-4
+    alone left the BLER at 3.4x the unpruned one; 1e-3 then 1e-4 brings it to ~1.1x.)
 (e) **Fig. 6.4**: a second 8-8 teacher trained the same way with ``--l1`` x sum |w| added to the
     loss (§6.2), then both pruned at ``--fractions`` (0 .. 95 %) without retraining and with
     ``--curve-retrain-steps`` of masked retraining as in (d) (0 turns it off), BLER vs
@@ -138,8 +140,8 @@ import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from hwgen.sw import comms as C  # noqa: E402
-from hwgen.sw import compress as Z  # noqa: E402
+from hwgen.sw.families.compression import comms as C  # noqa: E402
+from hwgen.sw.families.compression import compress as Z  # noqa: E402
 
 QUICK = {"steps": 2000, "blocks": 100_000, "retrain_steps": 1000, "curve_retrain_steps": 300}
 FULL = {"steps": 6000, "blocks": 1_000_000, "retrain_steps": 3000, "curve_retrain_steps": 500}

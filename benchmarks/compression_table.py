@@ -41,39 +41,41 @@ combination, sparse CSR kernel     1024    18496     99.2%  14.5us  1.35   10.3 
 What it does
 ------------
 The model compressed is the **receiver** (decoder) of Table 4.1's 8-bit-8-channel teacher
-autoencoder (:func:`hwgen.sw.comms.teacher`, per-codeword power, AWGN): Linear(8, 256) + ReLU +
-Linear(256, 256), 68,096 parameters, the part a receiving device runs on every block. The
-transmitter (the teacher's encoder) stays float and fixed, so every row has the same
-codebook and the same channel; only the decoder changes. The teacher is trained with Adam (lr
+autoencoder (:func:`hwgen.sw.families.compression.comms.teacher`, per-codeword power, AWGN):
+Linear(8, 256) + ReLU + Linear(256, 256), 68,096 parameters, the part a receiving device runs on
+every block. The transmitter (the teacher's encoder) stays float and fixed, so every row has the
+same codebook and the same channel; only the decoder changes. The teacher is trained with Adam (lr
 1e-3 for ``--steps``, then 1e-4 for half as many, batch 256, at 7 dB); every BLER is measured at
 ``--ebn0`` (6 dB) over ``--blocks`` blocks with the same messages and noise (seed 1).
 
 Rows:
 
 * **distillation** (ch. 4): Table 4.2's student decoder, one Linear(8, 256) (2,304 parameters),
-  trained on the teacher's received words y with :func:`hwgen.sw.compress.distillation_loss`
-  (T = ``--T``, alpha = ``--alpha``) against the teacher decoder's logits for ``--distill-steps``
-  (lr 1e-2, then 1e-3 for half as many, at 7 dB). A control row trains the same student on hard
-  labels only (alpha = 0): it shows how much of the student's BLER the teacher is responsible
-  for (with equal-energy codewords the ML receiver is linear, so a linear student can match).
-* **8-bit quantization** (ch. 5): :func:`hwgen.sw.compress.quantize_model` with k = 8 (min/max,
-  layer-wise, biases float), no retraining.
-* **50 % pruning + retraining** (ch. 6): :func:`hwgen.sw.compress.global_magnitude_prune` of
-  the decoder's two weight matrices together, then ``--retrain-steps`` at lr 1e-3 and half as
-  many at 1e-4 (decoder only, CE, :func:`~hwgen.sw.compress.apply_masks` after every step).
+  trained on the teacher's received words y with
+  :func:`hwgen.sw.families.compression.compress.distillation_loss` (T = ``--T``,
+  alpha = ``--alpha``) against the teacher decoder's logits for ``--distill-steps`` (lr 1e-2, then
+  1e-3 for half as many, at 7 dB). A control row trains the same student on hard labels only
+  (alpha = 0): it shows how much of the student's BLER the teacher is responsible for (with
+  equal-energy codewords the ML receiver is linear, so a linear student can match).
+* **8-bit quantization** (ch. 5): :func:`hwgen.sw.families.compression.compress.quantize_model` with
+  k = 8 (min/max, layer-wise, biases float), no retraining.
+* **50 % pruning + retraining** (ch. 6):
+  :func:`hwgen.sw.families.compression.compress.global_magnitude_prune` of the decoder's two weight
+  matrices together, then ``--retrain-steps`` at lr 1e-3 and half as many at 1e-4 (decoder only, CE,
+  :func:`~hwgen.sw.families.compression.compress.apply_masks` after every step).
 * **distill -> prune -> quantize** (§7.5): the distilled student pruned by 50 %, retrained with
   the distillation loss and masks (``--retrain-steps`` at lr 1e-2, half as many at 1e-3),
   then quantized to 8 bits, then the
   masks re-applied (min/max levels need not contain 0 exactly; the pruned positions are stored
   as a bitmask and stay exactly zero).
 
-Columns: nonzero weights; memory by :func:`hwgen.sw.compress.memory_bits` (float32 dense 32
-bits per parameter; k-bit weights plus lo/hi; pruned tensors as kept weights plus an N-bit
-bitmask) and memory saved relative to the teacher decoder; CPU time of the module actually run
-(:func:`hwgen.sw.compress.cpu_inference_time`, median, one thread) on one received word (the
-seed's per-point latency) and on a batch of ``--batch`` words, and the speedup over the
-teacher decoder; BLER and its change. Dense float torch runs quantized (dequantized) and pruned
-(zeroed) weights at exactly the dense cost, so those rows show ~1x by construction. Two extra
+Columns: nonzero weights; memory by :func:`hwgen.sw.families.compression.compress.memory_bits`
+(float32 dense 32 bits per parameter; k-bit weights plus lo/hi; pruned tensors as kept weights plus
+an N-bit bitmask) and memory saved relative to the teacher decoder; CPU time of the module actually
+run (:func:`hwgen.sw.families.compression.compress.cpu_inference_time`, median, one thread) on one
+received word (the seed's per-point latency) and on a batch of ``--batch`` words, and the speedup
+over the teacher decoder; BLER and its change. Dense float torch runs quantized (dequantized) and
+pruned (zeroed) weights at exactly the dense cost, so those rows show ~1x by construction. Two extra
 *execution* rows measure what a different kernel gives: **int8 kernel**: the 8-bit model under
 ``torch.ao.quantization.quantize_dynamic`` (fbgemm int8 GEMM, dynamic activation quantization;
 its own symmetric per-tensor weight scale, re-derived from the min/max-quantized weights, so
@@ -109,8 +111,8 @@ from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from hwgen.sw import comms as C  # noqa: E402
-from hwgen.sw import compress as Z  # noqa: E402
+from hwgen.sw.families.compression import comms as C  # noqa: E402
+from hwgen.sw.families.compression import compress as Z  # noqa: E402
 
 QUICK = {"steps": 2000, "distill_steps": 2000, "retrain_steps": 1000, "blocks": 200_000,
          "repeats": 200}

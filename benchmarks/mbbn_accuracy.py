@@ -1,9 +1,9 @@
 """Test accuracy of multi-branch binary networks against full precision (seed 003, Table III).
 
 For M = K = 8, 4, 3, 2, 1 (``--bits``), two data sets, scikit-learn's 8x8 digits
-(:func:`hwgen.sw.data.digits`, 5-bit pixels) and MNIST-1D (:func:`hwgen.sw.data.mnist1d`,
-40 samples quantized to 8 bits), and two architectures (``--arch``, one table each), this
-measures the test accuracy of
+(:func:`hwgen.sw.families.data.digits`, 5-bit pixels) and MNIST-1D
+(:func:`hwgen.sw.families.data.mnist1d`, 40 samples quantized to 8 bits), and two architectures
+(``--arch``, one table each), this measures the test accuracy of
 
 * **full precision**: a float network of the same shape (no biases; batch norm follows each
   hidden layer, then ReLU), the reference of Table III;
@@ -22,14 +22,15 @@ The architectures:
   and a dense head (:func:`conv_layout`). Digits gets 3x3 kernels on the 8x8 image (8 -> 6 ->
   4 -> 2). MNIST-1D gets kernels 5, 3, 3 at stride 2 on the 40 samples (40 -> 18 -> 8 -> 3),
   the shape of MNIST-1D's own CNN baseline. Padding is left out because a zero pad is no
-  odd state of eq. 7. Alg. 2 trains :class:`hwgen.sw.mbbn_conv.QuantCNN`; its decomposition
-  is evaluated by :func:`hwgen.sw.mbbn_conv.branch_logits`, where every layer's integer sum
+  odd state of eq. 7. Alg. 2 trains :class:`hwgen.sw.families.mbbn.conv.QuantCNN`; its decomposition
+  is evaluated by :func:`hwgen.sw.families.mbbn.conv.branch_logits`, where every layer's integer sum
   (per output position for a convolution) is M x K packed xnor-popcounts combined by shifts
-  (eq. 8). Alg. 1 trains :class:`hwgen.sw.mbbn_conv.MBBNCNN`.
+  (eq. 8). Alg. 1 trains :class:`hwgen.sw.families.mbbn.conv.MBBNCNN`.
 * **mlp**: ``[linear, batch norm] x --hidden -> linear`` (512, 512), the networks that
   ``hwgen build`` takes (the compiler lowers dense chains only). Alg. 2 trains
-  :class:`hwgen.sw.mbbn.QuantMLP` and :func:`hwgen.sw.mbbn.decompose` turns it into an
-  :class:`hwgen.sw.mbbn.MBBNMLP`. Alg. 1 trains an ``MBBNMLP``.
+  :class:`hwgen.sw.families.mbbn.layers.QuantMLP` and
+  :func:`hwgen.sw.families.mbbn.layers.decompose` turns it into an
+  :class:`hwgen.sw.families.mbbn.layers.MBBNMLP`. Alg. 1 trains an ``MBBNMLP``.
 
 M bits of every hidden activation and K bits of every weight, the head's included. The first
 layer reads the data's own integer samples: the inputs ``x`` in ``0 .. 2^B - 1`` map onto
@@ -37,8 +38,8 @@ layer reads the data's own integer samples: the inputs ``x`` in ``0 .. 2^B - 1``
 input digits (B = 5 for digits, 8 for MNIST-1D), as binary networks keep their image input
 (``--quantize-input`` puts it at M bits too, rounding the samples).
 
-Training: :func:`hwgen.sw.train.train` for every model (Adam, cosine decay, one thread), the
-same ``--lr`` (CNN 0.01, MLP 0.03; ``--q-lr`` sets the quantized stages' apart) and batch size
+Training: :func:`hwgen.sw.families.train.train` for every model (Adam, cosine decay, one thread),
+the same ``--lr`` (CNN 0.01, MLP 0.03; ``--q-lr`` sets the quantized stages' apart) and batch size
 for every model of an architecture. The full-precision model trains ``--fp-epochs`` (digits
 60, MNIST-1D 150); each quantized stage trains ``--epochs`` (digits 60, MNIST-1D 30), the
 stages at M = K <= 2 ``--low-epochs`` (digits 60; MNIST-1D: CNN 100, MLP 400, the MLP's
@@ -210,11 +211,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from hwgen.sw import mbbn
-from hwgen.sw.compress import distillation_loss
-from hwgen.sw.data import digits, mnist1d
-from hwgen.sw.mbbn_conv import MBBNCNN, QuantCNN, branch_logits, conv_output_shape
-from hwgen.sw.train import accuracy, predict, train
+from hwgen.sw.families.compression.compress import distillation_loss
+from hwgen.sw.families.data import digits, mnist1d
+from hwgen.sw.families.mbbn import layers as mbbn
+from hwgen.sw.families.mbbn.conv import MBBNCNN, QuantCNN, branch_logits, conv_output_shape
+from hwgen.sw.families.train import accuracy, predict, train
 
 DATASETS = ("digits", "mnist1d")
 ARCHS = {"cnn": "CNN", "mlp": "MLP"}
@@ -265,7 +266,8 @@ class _FloatNet(nn.Module):
 
 
 class FloatMLP(_FloatNet):
-    """The full-precision MLP, the counterpart of :class:`hwgen.sw.mbbn.QuantMLP`."""
+    """The full-precision MLP, the counterpart of
+    :class:`hwgen.sw.families.mbbn.layers.QuantMLP`."""
 
     def __init__(self, n_in: int, hidden, n_classes: int, *, in_max: float):
         super().__init__()
@@ -278,7 +280,7 @@ class FloatMLP(_FloatNet):
 
 
 class FloatCNN(_FloatNet):
-    """The full-precision CNN, the counterpart of :class:`hwgen.sw.mbbn_conv.QuantCNN`.
+    """The full-precision CNN, the counterpart of :class:`hwgen.sw.families.mbbn.conv.QuantCNN`.
 
     Unpadded ``Conv2d`` layers of ``convs`` (channels, kernel, stride) on the rows reshaped to
     ``in_shape``, then a linear head.
@@ -406,7 +408,8 @@ def mbbn_from_mbbn(src: nn.Module, dst: nn.Module) -> None:
 
 def teacher_objective(teacher: nn.Module, lam: float, mixup: float,
                       temperature: float = DISTILL_T):
-    """A :func:`hwgen.sw.train.train` objective: distillation from ``teacher`` on mixed inputs.
+    """A :func:`hwgen.sw.families.train.train` objective: distillation from ``teacher`` on mixed
+    inputs.
 
     Each batch ``x`` becomes ``w x + (1 - w) x[perm]`` (w ~ Beta(mixup, mixup) per row, perm a
     shuffle of the batch; ``mixup`` 0 keeps ``x``), the teacher (in inference mode) and the
@@ -436,9 +439,11 @@ def decomposed_predictions(q: nn.Module, x: np.ndarray) -> tuple[np.ndarray, int
     """Predictions of Algorithm 2's multi-branch network made of ``q`` on ``x``, and on how
     many rows they differ from ``q``'s own.
 
-    A :class:`hwgen.sw.mbbn.QuantMLP` becomes an :class:`hwgen.sw.mbbn.MBBNMLP`
-    (:func:`hwgen.sw.mbbn.decompose`); a :class:`hwgen.sw.mbbn_conv.QuantCNN` is evaluated with
-    every layer's sum by eq. 8's packed branches (:func:`hwgen.sw.mbbn_conv.branch_logits`).
+    A :class:`hwgen.sw.families.mbbn.layers.QuantMLP` becomes an
+    :class:`hwgen.sw.families.mbbn.layers.MBBNMLP`
+    (:func:`hwgen.sw.families.mbbn.layers.decompose`); a
+    :class:`hwgen.sw.families.mbbn.conv.QuantCNN` is evaluated with every layer's sum by eq. 8's
+    packed branches (:func:`hwgen.sw.families.mbbn.conv.branch_logits`).
     """
     if isinstance(q, QuantCNN):
         pred = branch_logits(q, x).argmax(axis=1)

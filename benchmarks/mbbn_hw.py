@@ -32,10 +32,10 @@ from tqdm import tqdm
 
 from hwgen.boards.flow import DoesNotFitError, build as board_build
 from hwgen.boards.ooc import synth_ooc
-from hwgen.hw.engines import ENGINES
-from hwgen.hw.folding import Folding
+from hwgen.hw import registry
 from hwgen.hw.pipeline import Pipeline
-from hwgen.sw import golden, ir
+from hwgen.hw.resources import Folding
+from hwgen.sw.core import golden, ir
 
 N_IN, N_OUT, PE, SIMD = 64, 32, 4, 16
 PAIRS = [(1, 1), (2, 2), (3, 2), (2, 3), (4, 4)]
@@ -59,7 +59,7 @@ def measure(m_bits: int, k_bits: int, branch_folds: int, weights: str, work: Pat
     layer = layer_for(m_bits, k_bits)
     in_type = ir.odd_type(m_bits)
     folding = Folding(PE, SIMD, weights, branch_folds)
-    engine = ENGINES[layer.kind](layer, in_type, folding)
+    engine = registry.engine(layer, in_type, folding)
     ooc = synth_ooc(engine, top="engine", build_dir=work / "ooc")   # a Component: its signature
     model = ir.Model(in_type, N_IN, [layer, ir.ArgMax(name="argmax", n=N_OUT)])
     pipeline = Pipeline(model, {"fc": folding, "argmax": Folding(1, 1)})

@@ -2,7 +2,7 @@
 
 For every M, K in 1..6 (``--max-bits``) one run times, on the same shapes, a float32 matmul
 ``(rows x N) @ (N x cols)`` (NumPy's BLAS) and the eq. 8 product of M-bit by K-bit states on
-packed digit planes (``hwgen.sw.mbbn.mbbn_matmul_packed``: M * K rounds of xor +
+packed digit planes (``hwgen.sw.families.mbbn.layers.mbbn_matmul_packed``: M * K rounds of xor +
 ``numpy.bitwise_count`` + sum, then the weighted sum of branches). Both run on one thread: BLAS
 is held to one with threadpoolctl, and NumPy's ufuncs use one anyway. The two are timed
 alternately ``--reps`` times and the medians compared; operands are made and packed beforehand
@@ -25,7 +25,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from hwgen.sw.mbbn import eq16_speedup, mbbn_matmul_packed, pack_digits
+from hwgen.sw.families.mbbn.layers import eq16_speedup, mbbn_matmul_packed, pack_digits
 
 
 def _timed(fn):

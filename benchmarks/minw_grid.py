@@ -2,14 +2,14 @@
 
 For activations (the seed's "inputs") of M = 1, 2, 3 bits and weights of N = 1, 2, 3 bits, plus
 full precision (float, Table I's 32-bit row and column), this trains a
-:class:`hwgen.sw.aqe.MINWMLP` 64-64-64-10 on scikit-learn's digits with AQE (alpha from 1/2 to
-1 over half the steps, as ``benchmarks/aqe_vs_ste.py``), the first layer reading the integer
-pixels (§III-E), and reports per cell:
+:class:`hwgen.sw.families.shift.aqe.MINWMLP` 64-64-64-10 on scikit-learn's digits with AQE (alpha
+from 1/2 to 1 over half the steps, as ``benchmarks/aqe_vs_ste.py``), the first layer reading the
+integer pixels (§III-E), and reports per cell:
 
 * test accuracy (PyTorch inference; for the quantized cells PyTorch == golden model is checked
   on the whole test split, and the script exits 1 otherwise);
-* the inference operation of Table I (:func:`hwgen.sw.aqe.inference_op`: the smaller width
-  decides XNOR, SHIFT or MAC) and the IR kinds the compiler chose for the hidden layers;
+* the inference operation of Table I (:func:`hwgen.sw.families.shift.aqe.inference_op`: the smaller
+  width decides XNOR, SHIFT or MAC) and the IR kinds the compiler chose for the hidden layers;
 * for every quantized cell, the design ``hwgen build`` would make: ``choose_folding`` for the
   iCE40 UP5K budget, then synthesis, placement and routing inside the UART wrapper
   (:func:`hwgen.boards.flow.build`: yosys + nextpnr): packed logic cells, RAM blocks, DSPs
@@ -38,13 +38,14 @@ from hwgen.boards.flow import DoesNotFitError, build as board_build
 from hwgen.boards.targets import get_target
 from hwgen.hw.folding import choose_folding
 from hwgen.hw.pipeline import Pipeline
-from hwgen.sw import golden
-from hwgen.sw.aqe import AQE, FLOAT_BITS, MINWMLP, AlphaSchedule, inference_op, set_alpha
-from hwgen.sw.build import folding_budget
+from hwgen.sw.core import golden
+from hwgen.sw.families.shift.aqe import (AQE, FLOAT_BITS, MINWMLP, AlphaSchedule, inference_op,
+                                         set_alpha)
+from hwgen.build import folding_budget
 from hwgen.sw.compiler import compile_onnx
-from hwgen.sw.data import digits
-from hwgen.sw.export import export_onnx
-from hwgen.sw.train import predict, train
+from hwgen.sw.families.data import digits
+from hwgen.sw.families.export import export_onnx
+from hwgen.sw.families.train import predict, train
 
 HIDDEN = (64, 64)
 

@@ -67,9 +67,9 @@ on one thread.
 
 What it does
 ------------
-1. Generates RadioML-2016.10a-like frames with :func:`hwgen.sw.modrec.generate` (11 classes,
-   128 complex samples, ``--snrs``, default -20, -18, ..., 18 dB): a training set (seed 0,
-   ``--n-train`` frames per class per SNR) and a test set (seed 1, ``--n-test``).
+1. Generates RadioML-2016.10a-like frames with :func:`hwgen.sw.families.compression.modrec.generate`
+   (11 classes, 128 complex samples, ``--snrs``, default -20, -18, ..., 18 dB): a training set (seed
+   0, ``--n-train`` frames per class per SNR) and a test set (seed 1, ``--n-test``).
 2. Trains, with the same optimizer, learning rate, batch size, epochs and seed (the seed's
    "we have not adjusted any of the hyper parameters"), Table 4.3's teacher, Table 4.4's
    student alone, and the student distilled from the trained teacher (Hinton et al.: T = 4,
@@ -81,12 +81,13 @@ What it does
 4. Plots the confusion matrices of the teacher and the distilled student over the test frames
    with SNR >= ``--high-snr`` (Fig. 2.11; ``modrec_confusion.png``, row-normalized colours,
    counts in results.json).
-5. Times inference on this CPU, one thread, :func:`hwgen.sw.compress.cpu_inference_time`
-   (median of ``--repeats`` calls after warm-up): per frame at batch 1 and at batch
-   ``--time-batch``, for the trained models and, unless ``--no-paper-scale``, for untrained
-   ones at ``scale=1`` (Tables 4.3/4.4's 9.28 M / 2.83 M parameters), with the teacher/student
-   ratio next to Table 4.5's 66.5 ms / 18.5 ms = 3.59 (Raspberry Pi 3), the parameter ratio
-   (3.27 in the seed) and the ratio of multiply-accumulates per frame (:func:`n_macs`).
+5. Times inference on this CPU, one thread,
+   :func:`hwgen.sw.families.compression.compress.cpu_inference_time` (median of ``--repeats`` calls
+   after warm-up): per frame at batch 1 and at batch ``--time-batch``, for the trained models and,
+   unless ``--no-paper-scale``, for untrained ones at ``scale=1`` (Tables 4.3/4.4's 9.28 M / 2.83 M
+   parameters), with the teacher/student ratio next to Table 4.5's 66.5 ms / 18.5 ms = 3.59
+   (Raspberry Pi 3), the parameter ratio (3.27 in the seed) and the ratio of multiply-accumulates
+   per frame (:func:`n_macs`).
 6. Writes ``results.json`` (everything printed) and the two plots into ``--out`` (default
    ``runs/modrec``).
 
@@ -111,9 +112,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from hwgen.sw.compress import cpu_inference_time  # noqa: E402
-from hwgen.sw.modrec import (CLASSES, RADIOML_SNRS, accuracy_by_snr, confusion,  # noqa: E402
-                             generate, student, teacher, train)
+from hwgen.sw.families.compression.compress import cpu_inference_time  # noqa: E402
+from hwgen.sw.families.compression.modrec import (CLASSES, RADIOML_SNRS,  # noqa: E402
+                                                  accuracy_by_snr, confusion, generate, student,
+                                                  teacher, train)
 
 QUICK = {"n_train": 100, "n_test": 40, "epochs": 5, "scale": 0.25}
 FULL = {"n_train": 200, "n_test": 100, "epochs": 10, "scale": 0.5}

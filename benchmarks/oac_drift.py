@@ -32,14 +32,16 @@ take about 4 minutes.
 
 What it does
 ------------
-1. Trains :class:`hwgen.sw.oac_net.OACNet` (complex MLP 64 -> 32 -> [OAC link] -> 32 -> 10 on
-   digits, 16 x 16 channel of 8 paths, rank 8; see :mod:`hwgen.sw.oac_net`) with
-   :func:`hwgen.sw.oac_net.train_eval` (Adam 5e-3, batch 64, cross-entropy + 0.01 x the beam
-   losses of eq. 15-16) at a fixed SNR (``--snr``, default 20 dB per receive antenna), for each
-   activation (16-QAM, CReLU) and each drift ``rho`` of ``--rhos``, ``--seeds`` seeds each.
-2. The channel is a :class:`hwgen.sw.oac.DriftingChannel`: ``H <- (1 - rho) H + rho H^`` with a
-   fresh eq. 17 draw ``H^`` every ``--every`` (50) training batches, as in §4.2; the layer
-   reads the current H on every forward, the test pass after each epoch included.
+1. Trains :class:`hwgen.sw.families.constellation.oac_net.OACNet` (complex MLP 64 -> 32 -> [OAC
+   link] -> 32 -> 10 on digits, 16 x 16 channel of 8 paths, rank 8; see
+   :mod:`hwgen.sw.families.constellation.oac_net`) with
+   :func:`hwgen.sw.families.constellation.oac_net.train_eval` (Adam 5e-3, batch 64, cross-entropy +
+   0.01 x the beam losses of eq. 15-16) at a fixed SNR (``--snr``, default 20 dB per receive
+   antenna), for each activation (16-QAM, CReLU) and each drift ``rho`` of ``--rhos``, ``--seeds``
+   seeds each.
+2. The channel is a :class:`hwgen.sw.families.constellation.oac.DriftingChannel`: ``H <- (1 - rho) H
+   + rho H^`` with a fresh eq. 17 draw ``H^`` every ``--every`` (50) training batches, as in §4.2;
+   the layer reads the current H on every forward, the test pass after each epoch included.
 3. Reports the paper's metric, the best test accuracy over the first ``--epochs`` epochs
    (mean and std over seeds), and the mean test accuracy over the last 10 epochs, which the
    best-epoch metric hides; for each rho the drop from rho = 0; training "survives" a drift when
@@ -72,8 +74,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from hwgen.sw.data import digits  # noqa: E402
-from hwgen.sw.oac_net import ACTIVATIONS, DEFAULTS, train_eval  # noqa: E402
+from hwgen.sw.families.constellation.oac_net import ACTIVATIONS, DEFAULTS, train_eval  # noqa: E402
+from hwgen.sw.families.data import digits  # noqa: E402
 
 RHOS = (0.0, 0.001, 0.01, 0.05, 0.2, 1.0)
 QUICK = {"epochs": 50, "seeds": 2}

@@ -30,11 +30,11 @@ central   0.9676 +-0.003  0.9796 +-0.003  +0.0120
   ``--no-beam-loss --snrs -10 0 20`` (3 seeds): 16-QAM 0.8398 / 0.9676 / 0.9796, CReLU
   0.7898 / 0.9657 / 0.9759, each within one std of the rows above.
 * Communication cost per sample and direction (assumptions of
-  :func:`hwgen.sw.oac_net.comm_cost`: SL sends h = 32 complex float32 = 2048 bits; a digital
-  link carries 4 bits per stream per channel use on r = 8 streams): SL needs 64 channel uses,
-  the OAC link K = ceil(32 / 8) = 4 (32 analog symbols): 16x fewer channel uses, 16x fewer bits
-  per transmitted element (64 for a float32 pair vs 4 for one 16-QAM point). The paper's "at
-  least 32x" counts 32 bits per real number against one analog sample. Sending the 16-QAM
+  :func:`hwgen.sw.families.constellation.oac_net.comm_cost`: SL sends h = 32 complex float32 = 2048
+  bits; a digital link carries 4 bits per stream per channel use on r = 8 streams): SL needs 64
+  channel uses, the OAC link K = ceil(32 / 8) = 4 (32 analog symbols): 16x fewer channel uses, 16x
+  fewer bits per transmitted element (64 for a float32 pair vs 4 for one 16-QAM point). The paper's
+  "at least 32x" counts 32 bits per real number against one analog sample. Sending the 16-QAM
   activations themselves digitally (128 bits) would also take 4 channel uses: the OAC link's
   gain over such a digital split is that it computes the layer in those uses, not that it uses
   fewer.
@@ -44,12 +44,13 @@ would take about 5 minutes.
 
 What it does
 ------------
-1. Trains :class:`hwgen.sw.oac_net.OACNet` (complex MLP 64 -> 32 -> [link] -> 32 -> 10 on
-   scikit-learn's digits, split over one MIMO OAC link: 16 x 16 channel of 8 paths, eq. 17,
-   rank 8, K = 4 transmissions per sample) with :func:`hwgen.sw.oac_net.train_eval`: Adam at
-   5e-3, batch 64 (the paper's), cross-entropy plus 0.01 x the beam losses of eq. 15-16
-   (``--no-beam-loss`` drops them), a stable channel (rho = 0). The paper uses a complex ResNet
-   on CIFAR-10 over 64 x 64 channels; see :mod:`hwgen.sw.oac_net`.
+1. Trains :class:`hwgen.sw.families.constellation.oac_net.OACNet` (complex MLP 64 -> 32 -> [link] ->
+   32 -> 10 on scikit-learn's digits, split over one MIMO OAC link: 16 x 16 channel of 8 paths, eq.
+   17, rank 8, K = 4 transmissions per sample) with
+   :func:`hwgen.sw.families.constellation.oac_net.train_eval`: Adam at 5e-3, batch 64 (the paper's),
+   cross-entropy plus 0.01 x the beam losses of eq. 15-16 (``--no-beam-loss`` drops them), a stable
+   channel (rho = 0). The paper uses a complex ResNet on CIFAR-10 over 64 x 64 channels; see
+   :mod:`hwgen.sw.families.constellation.oac_net`.
 2. For each SNR of ``--snrs`` (per-antenna received SNR, forward and backward transmissions
    both noisy, the test pass too) and each activation (16-QAM with Delta = 1, CReLU), and
    for the *centralized* network (the link a plain ComplexLinear, no channel, no noise) of each
@@ -60,7 +61,7 @@ What it does
    paper sees about 10 points) and, at the highest SNR, the gap of each OAC network to its
    centralized reference (the paper: "marginal").
 4. Prints the communication cost of §4.1 per sample and direction, under the assumptions of
-   :func:`hwgen.sw.oac_net.comm_cost` (not asserted anywhere).
+   :func:`hwgen.sw.families.constellation.oac_net.comm_cost` (not asserted anywhere).
 5. Writes ``oac_snr.png`` (accuracy vs SNR, error bars one std over seeds, the centralized
    references as horizontal lines) and ``results.json`` (every number printed, the per-epoch
    curves of every run) into ``--out`` (default ``runs/oac_snr``, which git ignores).
@@ -85,8 +86,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from hwgen.sw.data import digits  # noqa: E402
-from hwgen.sw.oac_net import ACTIVATIONS, DEFAULTS, comm_cost, train_eval  # noqa: E402
+from hwgen.sw.families.data import digits  # noqa: E402
+from hwgen.sw.families.constellation.oac_net import (ACTIVATIONS, DEFAULTS,  # noqa: E402
+                                                     comm_cost, train_eval)
 
 SNRS = (-10, -5, 0, 5, 10, 20, 30)
 QUICK = {"epochs": 30, "seeds": 3}

@@ -8,7 +8,7 @@ order: levels a power of two apart in codes (``delta = (M - 1) 2^(6 - log2 M) / 
 shift-and-saturate form) and ``delta = 1`` (uneven integer boundaries, the comparator form;
 4-QAM's one boundary 0 is a shift either way). Each engine alone is also synthesized out of
 context in both forms on the power-of-two grid, against the estimate of
-:func:`hwgen.hw.qam.estimate_qam_slicer`.
+:func:`hwgen.hw.qam_slicer.estimate_qam_slicer`.
 ``--network`` adds the transmitter fragment of an over-the-air network: a complex layer (64
 pixels -> 8 complex outputs, 8-bit weights, ``dense_mac``) ending in a 16-QAM slicer.
 
@@ -43,12 +43,12 @@ import time
 from pathlib import Path
 
 from hwgen.boards.ooc import synth_ooc
-from hwgen.hw.folding import Folding
-from hwgen.hw.qam import QAMSlicerEngine, estimate_qam_slicer
-from hwgen.sw import ir
-from hwgen.sw.build import build
-from hwgen.sw.export import export_onnx
-from hwgen.sw.qam_lower import lower_qam_net, slicer_only
+from hwgen.hw.qam_slicer import QAMSlicerEngine, estimate_qam_slicer
+from hwgen.hw.resources import Folding
+from hwgen.sw.core import ir
+from hwgen.build import build
+from hwgen.sw.families.constellation.lower import lower, slicer_only
+from hwgen.sw.families.export import export_onnx
 
 S8 = ir.TensorType("signed", 8)
 STEP = 2.0 ** -6
@@ -104,10 +104,10 @@ def main(argv=None) -> int:
                       f"{est.lcs:>5} estimated", flush=True)
         if args.network:
             import torch
-            from hwgen.sw.complex_nn import ComplexLinear
+            from hwgen.sw.families.constellation.complex_nn import ComplexLinear
             torch.manual_seed(0)
-            net = lower_qam_net(ComplexLinear(64, 8), order=16, delta=1.0,
-                                in_type=ir.TensorType("unsigned", 5), in_step=2 ** -4)
+            net = lower(ComplexLinear(64, 8), order=16, delta=1.0,
+                        in_type=ir.TensorType("unsigned", 5), in_step=2 ** -4)
             path = work / "qam16_net.onnx"
             export_onnx(net, path)
             row = {"model": "64 -> 8 complex + 16-QAM", "grid": "unit",

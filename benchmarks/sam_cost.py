@@ -3,7 +3,7 @@ of equal accuracy, both as real iCE40 netlists.
 
 The paper counts operations on paper (§III-D: A has N_A multiplications and N_A additions, B
 none and 2 N_B additions). Here both hidden layers are quantized to integers on the same 8-bit
-input grid and built with the *same* sparse engine architecture (:mod:`hwgen.hw.sam_sparse`):
+input grid and built with the *same* sparse engine architecture (:mod:`hwgen.hw.sparse`):
 the kept entries stream from block RAM, one per cycle, and a pruned parameter is absent. The
 two engines differ only in what each entry does: ``x + w`` into a running max or min (SAM) or
 ``x * w`` into a running sum (MAC). So the difference in the netlists is the cost of the
@@ -44,11 +44,12 @@ import torch
 from torch import nn
 
 from hwgen.boards.ooc import synth_ooc
-from hwgen.hw.sam_sparse import SparseMACEngine, SparseSAMEngine
-from hwgen.sw.correlated import (CONFIG_A, CONFIG_B, CorrelatedTask, build_model,
-                                 magnitude_prune)
-from hwgen.sw.sam import count_activations, prune
-from hwgen.sw.sam_lower import InputGrid, dense_mac_layer, integer_network, to_ir
+from hwgen.hw.dense_mac import SparseMACEngine
+from hwgen.hw.sam import SparseSAMEngine
+from hwgen.sw.families.sam.correlated import (CONFIG_A, CONFIG_B, CorrelatedTask, build_model,
+                                              magnitude_prune)
+from hwgen.sw.families.sam.layers import count_activations, prune
+from hwgen.sw.families.sam.lower import InputGrid, dense_mac_layer, lower, to_ir
 
 COUNT_SEED = 2          # sam_paper.py's counting set
 UP5K = {"lcs": 5280, "ebr": 30, "dsp": 8}
@@ -130,8 +131,8 @@ def main(argv=None) -> int:
     grid = InputGrid(bits=args.in_bits, clip=4.0)
     x_count, _ = CorrelatedTask().test_set(results["count_size"], seed=COUNT_SEED)
     pruned_b = prune(model_b[0], count_activations(model_b[0], x_count), point_b["threshold"])
-    sam = to_ir(integer_network(pruned_b, model_b[-1], grid=grid,
-                                weight_bits=args.weight_bits)).layers[0]
+    sam = to_ir(lower(pruned_b, model_b[-1], grid=grid,
+                      weight_bits=args.weight_bits)).layers[0]
     pruned_a, _ = magnitude_prune(model_a[0], point_a["threshold"])
     mac = dense_mac_layer(pruned_a, grid, weight_bits=args.weight_bits, name="hidden_a")
 

@@ -24,8 +24,8 @@ pruning removes more than ~1/4 of its weights (0.8805 at 119,961, 0.8354 at 69,8
 monotone (0.21 at 7,441, 0.47 at 4,078). A likely reason, not measured apart: a term that keeps
 only a few low-rate entries must select one of them where a removed entry used to win, so its
 value shifts (a max drops, a min rises), while a term that loses every entry outputs its mean
-over the counting set (:mod:`hwgen.sw.sam`), which is unbiased; the more terms empty, the
-smaller the shift the output layer sees.
+over the counting set (:mod:`hwgen.sw.families.sam.layers`), which is unbiased; the more terms
+empty, the smaller the shift the output layer sees.
 
 ``--full`` (1000 paper epochs each, 10^5 test and counting signals) on one NVIDIA H200
 (``--device cuda``, in two runs of ``--time-limit``; the second also set ``--epochs-a 450`` to
@@ -58,8 +58,8 @@ loss, too little to leave the paper's setting.
 What it does
 ------------
 1. Trains configuration A (dense 512 -> 307 + bias + ReLU -> 10) and configuration B (SAM
-   512 -> 1024, eq. 5 -> dense 10) with :class:`hwgen.sw.correlated.CorrelatedTrainer`: Adam on
-   fresh eq.-6 signals every step (§III-C), the paper's batch sizes (64, 256) and learning
+   512 -> 1024, eq. 5 -> dense 10) with :class:`hwgen.sw.families.sam.correlated.CorrelatedTrainer`:
+   Adam on fresh eq.-6 signals every step (§III-C), the paper's batch sizes (64, 256) and learning
    rates (1e-3, 8e-3). ``--full`` trains the paper's 1000 epochs of 64,000 signals (1000 steps
    for A, 250 for B). The quick default trains in short epochs of 6,400 signals (100 and 25
    steps), 60 for A and 40 for B (6 and 4 paper epochs), so that Fig. 3 has points;
@@ -72,11 +72,11 @@ What it does
    removes exactly the never-selected ones: the paper's "about 10000" parameters at 0.95), then
    sweeps higher activation-rate thresholds, one for both terms together. An output whose max
    (min) term loses every entry outputs that term's mean over the counting set
-   (:mod:`hwgen.sw.sam`): a constant, no operation and no parameter. Kept parameters N_B count
-   the surviving W+ and W- entries.
+   (:mod:`hwgen.sw.families.sam.layers`): a constant, no operation and no parameter. Kept parameters
+   N_B count the surviving W+ and W- entries.
 4. Configuration A, Fig. 5: global magnitude pruning of the hidden layer's weights
-   (:func:`hwgen.sw.correlated.magnitude_prune`: every |w| below a threshold becomes 0). The
-   307 biases stay and are *not* counted, as the paper's "about 157000" counts weights only.
+   (:func:`hwgen.sw.families.sam.correlated.magnitude_prune`: every |w| below a threshold becomes
+   0). The 307 biases stay and are *not* counted, as the paper's "about 157000" counts weights only.
 5. Both sweeps pick their thresholds so the kept counts are log-spaced (``--points`` per
    curve, each threshold the score of the k-th highest entry: |w| for A, activation rate for
    B), then bisect (``--refine`` steps) the kept count between the fewest point still at a
@@ -99,9 +99,9 @@ What it does
 weights; training history and step times from ``DIR/results.json`` if there).
 
 ``--device cuda`` trains, counts and evaluates on a GPU: the training signals then come from a
-generator on the GPU (:meth:`hwgen.sw.correlated.CorrelatedTask.sample`, the same distribution
-by the Cholesky product), the test and counting sets are the CPU's. Every training run saves
-``checkpoint_{a,b}.pt`` in ``--out`` (model, optimizer, generator, history);
+generator on the GPU (:meth:`hwgen.sw.families.sam.correlated.CorrelatedTask.sample`, the same
+distribution by the Cholesky product), the test and counting sets are the CPU's. Every training run
+saves ``checkpoint_{a,b}.pt`` in ``--out`` (model, optimizer, generator, history);
 ``--time-limit SECONDS`` stops training after the first epoch past that time and exits with
 status 3, and the same command run again goes on from the checkpoints (a finished one skips
 its training; other settings than the epoch count are refused).
@@ -129,10 +129,10 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from hwgen.sw.correlated import (CONFIG_A, CONFIG_B, CorrelatedConfig,  # noqa: E402
-                                 CorrelatedTrainer, accuracy, build_model, confusion,
-                                 magnitude_prune)
-from hwgen.sw.sam import count_activations, prune  # noqa: E402
+from hwgen.sw.families.sam.correlated import (CONFIG_A, CONFIG_B, CorrelatedConfig,  # noqa: E402
+                                              CorrelatedTrainer, accuracy, build_model,
+                                              confusion, magnitude_prune)
+from hwgen.sw.families.sam.layers import count_activations, prune  # noqa: E402
 
 TARGETS = (0.95, 0.90)
 #: Fig. 5 / Table I of the seed: kept hidden parameters at accuracy 0.95 and 0.90 ("about

@@ -24,7 +24,7 @@ __all__ = ["OOCResult", "synth_ooc", "DSP_PRELUDE", "SPRAM_PRELUDE"]
 #: and changes no logic.
 DSP_PRELUDE = "proc; opt_clean -purge"
 #: Yosys command run before synthesis on every iCE40 with SPRAM: drop the initial value of the
-#: memories named ``spram_entries`` (the loaded entries of :mod:`hwgen.hw.sam_sparse`). Amaranth
+#: memories named ``spram_entries`` (the loaded entries of :mod:`hwgen.hw.sparse`). Amaranth
 #: gives every memory one (zeros), and yosys maps no memory with an initial value to
 #: SB_SPRAM256KA; the design writes every word before it reads it.
 SPRAM_PRELUDE = "delete t:$meminit_v2 r:MEMID=*spram_entries %i"

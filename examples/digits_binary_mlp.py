@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from hwgen.sw import golden
-from hwgen.sw.build import build
+from hwgen.sw.core import golden
+from hwgen.build import build
 from hwgen.sw.compiler import compile_onnx
-from hwgen.sw.data import digits
-from hwgen.sw.export import export_onnx
-from hwgen.sw.layers import BinaryMLP
-from hwgen.sw.train import predict, train
+from hwgen.sw.families.binary.layers import BinaryMLP
+from hwgen.sw.families.data import digits
+from hwgen.sw.families.export import export_onnx
+from hwgen.sw.families.train import predict, train
 
 
 def main():

@@ -4,7 +4,7 @@ Takes the configuration B that ``benchmarks/sam_paper.py --full`` trained (``con
 its ``--out`` folder), counts the activations on the same counting set as the benchmark (10^5
 signals, seed 2), keeps the ``--params`` entries of highest activation rate (§III-D; default
 6,041, the fewest at which the benchmark's ``--full`` run kept accuracy >= 0.95), quantizes it
-with :func:`hwgen.sw.sam_lower.integer_network` (8-bit input codes of step 4/128, the SAM
+with :func:`hwgen.sw.families.sam.lower.lower` (8-bit input codes of step 4/128, the SAM
 weights on that grid, 8-bit output weights), reports the float and the integer network's
 accuracy on the benchmark's test set (10^5 signals, seed 1), and writes the integer network.
 
@@ -25,10 +25,10 @@ import time
 import torch
 from torch import nn
 
-from hwgen.sw.correlated import CONFIG_B, accuracy, build_model
-from hwgen.sw.export import export_onnx
-from hwgen.sw.sam import count_activations, prune
-from hwgen.sw.sam_lower import InputGrid, integer_network
+from hwgen.sw.families.export import export_onnx
+from hwgen.sw.families.sam.correlated import CONFIG_B, accuracy, build_model
+from hwgen.sw.families.sam.layers import count_activations, prune
+from hwgen.sw.families.sam.lower import InputGrid, lower
 
 
 def main(argv=None) -> int:
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     x, y = task.test_set(args.test_size, seed=1)
     float_acc = accuracy(nn.Sequential(pruned, model[1]), x, y)
     grid = InputGrid(bits=8, clip=4.0)
-    net = integer_network(pruned, model[1], grid=grid, weight_bits=args.weight_bits)
+    net = lower(pruned, model[1], grid=grid, weight_bits=args.weight_bits)
     int_acc = float((net(grid.codes(x)).argmax(dim=1) == y).double().mean())
     export_onnx(net, args.out)
     print(f"kept {pruned.n_params:,} SAM entries (activation rate >= {threshold:.2e}), "

@@ -1,9 +1,14 @@
 """Amaranth hardware generators.
 
-The engines of the later layer kinds live in their own modules and register themselves in
-:data:`hwgen.hw.engines.ENGINES` and :data:`hwgen.hw.folding.ESTIMATORS` when imported; they
-are imported here, so that any use of :mod:`hwgen.hw` sees every kind.
+Each IR layer kind has its hardware (engines, cost model, folding rules, calibration notes) in
+one module named by its kind string (``hw/<kind>.py``), which registers it in
+:mod:`hwgen.hw.registry` when imported. Every kind is imported here, so any use of
+:mod:`hwgen.hw` sees them all; their order does not matter. What engines share is the kit:
+:mod:`~hwgen.hw.kit` (controller, ROMs, packing, thresholds, adder terms),
+:mod:`~hwgen.hw.popcount`, :mod:`~hwgen.hw.ranged` (max/min trees), :mod:`~hwgen.hw.sparse`
+(the sparse entry walker), :mod:`~hwgen.hw.serial` (stream adapters) and
+:mod:`~hwgen.hw.resources` (foldings and shared cost formulas).
 """
 
-# each serial engine wraps the factory of its kind's vector engine, so it comes after it
-from . import mac, mac_serial, qam, sam, sam_sparse  # noqa: F401  (registration)
+from . import (argmax, dense_binary, dense_int_binw, dense_mac, dense_mbbn,  # noqa: F401
+               dense_shift, multithreshold, qam_slicer, sam)

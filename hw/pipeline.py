@@ -8,16 +8,17 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hwgen.hw.engines import ENGINES, element_shape, vector_layout
-from hwgen.hw.folding import Folding
+from hwgen.hw import registry
+from hwgen.hw.kit import element_shape, vector_layout
+from hwgen.hw.resources import Folding
 from hwgen.hw.serial import Deserializer, Serializer, is_serial
-from hwgen.sw import ir
+from hwgen.sw.core import ir
 
 __all__ = ["Pipeline", "to_verilog"]
 
 
 class Pipeline(wiring.Component):
-    """A model's layers as a chain of folded engines (:data:`hwgen.hw.engines.ENGINES`).
+    """A model's layers as a chain of folded engines (:func:`hwgen.hw.registry.engine`).
 
     Parameters
     ----------
@@ -50,7 +51,7 @@ class Pipeline(wiring.Component):
         if missing:
             raise ValueError(f"no folding given for layers {missing!r}")
         self.model = model
-        self.engines = [ENGINES[layer.kind](layer, t, folding[layer.name])
+        self.engines = [registry.engine(layer, t, folding[layer.name])
                         for layer, t in zip(model.layers, types)]
         self.serial_in = is_serial(self.engines[0], "in")
         self.serial_out = is_serial(self.engines[-1], "out")

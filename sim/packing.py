@@ -1,7 +1,7 @@
 """Stream payload packing: integer vectors to and from the wide words on ``*_stream__payload``.
 
 Element i of a vector occupies bits ``[i*w, (i+1)*w)`` of the payload, two's complement when
-signed (the stream packing rule of :mod:`hwgen.sw.ir`). A payload is a Python ``int`` of any
+signed (the stream packing rule of :mod:`hwgen.sw.core.ir`). A payload is a Python ``int`` of any
 width, which is what cocotb reads and writes fastest; the conversions go through NumPy bit planes
 so that tens of thousands of vectors hundreds of bits wide pack in milliseconds.
 """

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from hwgen.sw.data import digits
-from hwgen.sw.export import export_onnx
-from hwgen.sw.layers import BinaryMLP
-from hwgen.sw.train import train
+from hwgen.sw.families.binary.layers import BinaryMLP
+from hwgen.sw.families.data import digits
+from hwgen.sw.families.export import export_onnx
+from hwgen.sw.families.train import train
 
 
 @pytest.fixture(scope="session")

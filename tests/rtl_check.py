@@ -8,11 +8,11 @@ import numpy as np
 from amaranth.back import verilog
 
 from hwgen.boards.ooc import synth_ooc
-from hwgen.hw.engines import ENGINES
-from hwgen.hw.folding import estimate
+from hwgen.hw import registry
 from hwgen.hw.pipeline import Pipeline, to_verilog
+from hwgen.hw.registry import estimate
 from hwgen.sim.runner import verify
-from hwgen.sw import golden
+from hwgen.sw.core import golden
 
 # Verilator (5.048) splits the symbol table constructor of a design with more than about 4,000
 # public signals into functions that g++ -O1 compiled for many minutes; hwgen.sim.runner now
@@ -49,7 +49,7 @@ def check_no_multiplier(layer, in_type, folding, build_dir, *, ratio: tuple[floa
     (SB_MAC16), no multiplication cell after yosys's word-level passes (adders merged into
     $macc cells are unmapped back to adds first, so a product would show), block RAM used
     for ``bram`` weights, and the estimate within ``ratio`` of the packed cells."""
-    engine = ENGINES[layer.kind](layer, in_type, folding)
+    engine = registry.engine(layer, in_type, folding)
     ooc = synth_ooc(engine, top="engine", build_dir=build_dir)
     est = estimate(layer, in_type, folding)
     print(f"{folding}: {ooc.lcs} LCs, {ooc.ebr} EBR packed; estimated {est.lcs} LCs, "

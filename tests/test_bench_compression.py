@@ -2,8 +2,8 @@
 
 Each runs the script's ``main`` with tiny settings (a few training steps, a few thousand
 blocks) and checks the structure and the sanity of results.json: rates in [0, 1], the theory
-columns equal to :mod:`hwgen.sw.comms`'s formulas, memory accounting consistent with
-:func:`hwgen.sw.compress.memory_bits`, pruning fractions as asked.
+columns equal to :mod:`hwgen.sw.families.compression.comms`'s formulas, memory accounting consistent
+with :func:`hwgen.sw.families.compression.compress.memory_bits`, pruning fractions as asked.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 
 import pytest
 
-from hwgen.sw import comms as C
+from hwgen.sw.families.compression import comms as C
 from benchmark_script import load_benchmark, restore_threads  # noqa: F401 (fixture)
 
 

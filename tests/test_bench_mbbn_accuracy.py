@@ -8,7 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from benchmark_script import load_benchmark, restore_threads  # noqa: F401 (fixture)
-from hwgen.sw.train import train
+from hwgen.sw.families.train import train
 
 bench = load_benchmark("mbbn_accuracy")
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from hwgen.sw.export import QONNX_DOMAIN
+from hwgen.sw.core.onnx_ops import QONNX_DOMAIN
 
 
 def _hwgen(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "hwgen.sw.cli", *map(str, args)], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "hwgen.cli", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=600)
 
 

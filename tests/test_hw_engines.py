@@ -3,10 +3,13 @@
 import numpy as np
 import pytest
 
-from hwgen.hw.engines import ENGINES, ArgMaxEngine, DenseIntBinWEngine, XnorPopcountEngine
-from hwgen.hw.folding import Folding
+from hwgen.hw.argmax import ArgMaxEngine
+from hwgen.hw.dense_binary import XnorPopcountEngine
+from hwgen.hw.dense_int_binw import DenseIntBinWEngine
+from hwgen.hw.registry import engine
+from hwgen.hw.resources import Folding
 from hwgen.hw.testbench import simulate_stream
-from hwgen.sw import golden, ir
+from hwgen.sw.core import golden, ir
 
 U4 = ir.TensorType("unsigned", 4)
 S4 = ir.TensorType("signed", 4)
@@ -38,7 +41,7 @@ def random_dense(rng, kind, in_type, n_in, n_out, *, threshold, probe):
 
 
 def check_layer(layer, in_type, folding, x, rng, *, valid_prob=0.6, ready_prob=0.5):
-    dut = ENGINES[layer.kind](layer, in_type, folding)
+    dut = engine(layer, in_type, folding)
     run = simulate_stream(dut, x, rng=rng, valid_prob=valid_prob, ready_prob=ready_prob)
     expected = golden.run(ir.Model(in_type, layer.n_in, [layer]), x)
     np.testing.assert_array_equal(np.array(run.outputs), expected)
@@ -109,7 +112,7 @@ def test_latency_and_interval(folding):
     rng = np.random.default_rng(5)
     probe = random_inputs(rng, U4, 12, 2)
     layer = random_dense(rng, ir.DenseIntBinW.kind, U4, 12, 6, threshold=True, probe=probe)
-    dut = ENGINES[layer.kind](layer, U4, folding)
+    dut = engine(layer, U4, folding)
     run = simulate_stream(dut, random_inputs(rng, U4, 12, 5))
     assert run.valid_cycles[0] - run.in_cycles[0] == dut.latency
     assert set(np.diff(run.out_cycles)) == {dut.interval}

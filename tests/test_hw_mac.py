@@ -14,14 +14,15 @@ from amaranth.back import rtlil, verilog
 from hwgen.boards.flow import synth_overrides
 from hwgen.boards.ooc import DSP_PRELUDE, SPRAM_PRELUDE
 from hwgen.boards.targets import get_target
-from hwgen.hw.engines import ENGINES
-from hwgen.hw.folding import (ESTIMATORS, Folding, Resources, candidates, check_folding,
-                              choose_folding, estimate, fold_steps)
-from hwgen.hw.mac import (DSP_BLOCKS, DenseMACEngine, csd_digits, dsp_blocks,
-                          estimate_dense_mac, mac_multiplier, operand_bits)
+from hwgen.hw import registry
+from hwgen.hw.folding import choose_folding
+from hwgen.hw.dense_mac import (DenseMACEngine, csd_digits, dsp_blocks, estimate_dense_mac,
+                                      mac_multiplier, operand_bits)
 from hwgen.hw.pipeline import Pipeline
+from hwgen.hw.registry import candidates, check_folding, estimate, fold_steps
+from hwgen.hw.resources import DSP_BLOCKS, Folding, Resources
 from hwgen.hw.testbench import simulate_stream
-from hwgen.sw import golden, ir
+from hwgen.sw.core import golden, ir
 from test_hw_shift import edge_inputs, quantile_threshold, random_codes, verilog_operators
 
 U8, S8 = ir.TensorType("unsigned", 8), ir.TensorType("signed", 8)
@@ -192,7 +193,7 @@ def test_mac_pipeline_thresholded_then_argmax():
 def test_factory_multiplier_rule():
     rng = np.random.default_rng(2)
     layer = mac_layer(rng, U8, 64, 10)
-    engine = ENGINES[layer.kind]
+    engine = registry.engine
     assert engine(layer, U8, Folding(2, 4)).multiplier == "dsp"        # 8 products
     assert engine(layer, U8, Folding(1, 8, "bram")).multiplier == "dsp"
     assert engine(layer, U8, Folding(5, 2)).multiplier == "lut"        # 10 > 8 products
@@ -209,7 +210,7 @@ def test_factory_multiplier_rule():
     u16, s16 = ir.TensorType("unsigned", 16), ir.TensorType("signed", 16)
     assert mac_multiplier(layer, u16, Folding(2, 4)) == "lut"
     assert mac_multiplier(layer, s16, Folding(2, 4)) == "dsp"
-    assert ENGINES[layer.kind](layer, u16, Folding(2, 4)).multiplier == "lut"
+    assert registry.engine(layer, u16, Folding(2, 4)).multiplier == "lut"
     with pytest.raises(ValueError, match="17-bit signed operand"):
         DenseMACEngine(layer, in_type=u16, pe=2, simd=4, multiplier="dsp")
     assert DSP_BLOCKS == 8
@@ -224,7 +225,7 @@ def test_mac_validation():
     with pytest.raises(ValueError, match="integer inputs, not bipolar"):
         DenseMACEngine(layer, in_type=ir.TensorType("bipolar", 1))
     with pytest.raises(ValueError, match="fc: branch_folds must be 1 for a dense_mac"):
-        ENGINES[layer.kind](layer, U8, Folding(1, 1, "logic", 2))
+        registry.engine(layer, U8, Folding(1, 1, "logic", 2))
     with pytest.raises(ValueError, match="pe must .* output count 6, not 4"):
         DenseMACEngine(layer, in_type=U8, pe=4)
     with pytest.raises(ValueError, match="multiplier must be one of"):
@@ -294,7 +295,7 @@ def test_mac_estimator_registered_and_sane():
     layer = mac_layer(rng, U8, 64, 16, out=ir.TensorType("unsigned", 2), probe=probe)
     # registered (possibly behind a wrapper for other weight modes of the kind)
     for f in (Folding(2, 4), Folding(4, 16, "bram"), Folding(16, 64)):
-        assert ESTIMATORS[layer.kind](layer, U8, f) == estimate_dense_mac(layer, U8, f)
+        assert estimate(layer, U8, f) == estimate_dense_mac(layer, U8, f)
     folds = candidates(layer)
     assert len(folds) == 5 * 7 * 2 and all(check_folding(layer, f) for f in folds)
     for mode in ("logic", "bram"):

@@ -4,9 +4,9 @@ bit-exact against the golden model, behind a sparse SAM engine too."""
 import numpy as np
 import pytest
 
-from hwgen.hw.mac_serial import SerialMACEngine
+from hwgen.hw.dense_mac_serial import SerialMACEngine
 from hwgen.hw.testbench import simulate_stream
-from hwgen.sw import golden, ir
+from hwgen.sw.core import golden, ir
 
 S6 = ir.TensorType("signed", 6)
 U5 = ir.TensorType("unsigned", 5)
@@ -60,7 +60,9 @@ def test_serial_mac_refuses_thresholds_and_bad_pe():
 
 
 def test_sparse_sam_then_serial_mac_needs_no_adapter_and_is_chosen():
-    from hwgen.hw.folding import SERIAL, SPARSE, Folding, check_folding, choose_folding
+    from hwgen.hw.folding import choose_folding
+    from hwgen.hw.registry import check_folding
+    from hwgen.hw.resources import SERIAL, SPARSE, Folding
     from hwgen.hw.pipeline import Pipeline
 
     rng = np.random.default_rng(5)

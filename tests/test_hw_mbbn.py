@@ -4,12 +4,14 @@ folding (branches in time), cost estimates and folding choice."""
 import numpy as np
 import pytest
 
-from hwgen.hw.engines import ENGINES, MBBNEngine, MultiThresholdEngine, branch_split
-from hwgen.hw.folding import (Folding, candidates, check_folding, choose_folding, estimate,
-                              fold_steps)
+from hwgen.hw.folding import choose_folding
+from hwgen.hw.dense_mbbn import MBBNEngine, branch_split
+from hwgen.hw.multithreshold import MultiThresholdEngine
 from hwgen.hw.pipeline import Pipeline
+from hwgen.hw.registry import candidates, check_folding, engine, estimate, fold_steps
+from hwgen.hw.resources import Folding
 from hwgen.hw.testbench import simulate_stream
-from hwgen.sw import golden, ir
+from hwgen.sw.core import golden, ir
 
 U5 = ir.TensorType("unsigned", 5)
 S4 = ir.TensorType("signed", 4)
@@ -64,7 +66,7 @@ def mbbn_edge_inputs(layer):
 
 
 def check_layer(layer, in_type, folding, x, rng, *, valid_prob=0.6, ready_prob=0.5):
-    dut = ENGINES[layer.kind](layer, in_type, folding)
+    dut = engine(layer, in_type, folding)
     run = simulate_stream(dut, x, rng=rng, valid_prob=valid_prob, ready_prob=ready_prob)
     expected = golden.run(ir.Model(in_type, layer.n_in, [layer]), x)
     np.testing.assert_array_equal(np.array(run.outputs), expected)
@@ -205,13 +207,13 @@ def test_folding_validation_errors():
     with pytest.raises(ValueError, match="fb: branch_folds must be 1 for a dense_binary"):
         check_folding(binary, Folding(1, 1, "logic", 2))
     with pytest.raises(ValueError, match="fb: branch_folds must be 1"):
-        ENGINES[binary.kind](binary, BIPOLAR, Folding(1, 1, "logic", 2))
+        engine(binary, BIPOLAR, Folding(1, 1, "logic", 2))
     with pytest.raises(ValueError, match="q: .* simd must be 1, not 2"):
         check_folding(quant, Folding(2, 2))
     with pytest.raises(ValueError, match="q: .* simd must be 1, not 3"):
-        ENGINES[quant.kind](quant, U5, Folding(1, 3))
+        engine(quant, U5, Folding(1, 3))
     with pytest.raises(ValueError, match="q: branch_folds must be 1"):
-        ENGINES[quant.kind](quant, U5, Folding(1, 1, "logic", 2))
+        engine(quant, U5, Folding(1, 1, "logic", 2))
     with pytest.raises(ValueError, match="pe must .* 12, not 5"):
         MultiThresholdEngine(quant, in_type=U5, pe=5)
     with pytest.raises(ValueError, match="integer inputs"):
@@ -221,7 +223,7 @@ def test_folding_validation_errors():
     with pytest.raises(ValueError, match=r"branch_folds must .* M \* K 6, not 4"):
         MBBNEngine(mbbn, in_type=ir.odd_type(2), branch_folds=4)
     with pytest.raises(ValueError, match="simd must .* input count 12, not 5"):
-        ENGINES[mbbn.kind](mbbn, ir.odd_type(2), Folding(1, 5, "logic", 3))
+        engine(mbbn, ir.odd_type(2), Folding(1, 5, "logic", 3))
     with pytest.raises(ValueError, match="o2 inputs, not o3"):
         MBBNEngine(mbbn, in_type=ir.odd_type(3))
     assert fold_steps(mbbn, Folding(2, 3, "logic", 6)) == 3 * 4 * 6

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from amaranth.lib import wiring
 
-from hwgen.hw.folding import (DoesNotFitError, Folding, Resources, candidates, choose_folding,
-                              estimate, fold_steps)
+from hwgen.hw.folding import DoesNotFitError, choose_folding
 from hwgen.hw.pipeline import Pipeline, to_verilog
+from hwgen.hw.registry import candidates, estimate, fold_steps
+from hwgen.hw.resources import Folding, Resources
 from hwgen.hw.testbench import simulate_stream
-from hwgen.sw import golden, ir
+from hwgen.sw.core import golden, ir
 
 UP5K_LCS, UP5K_EBR = 5280, 30
 

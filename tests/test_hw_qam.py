@@ -7,11 +7,11 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from hwgen.hw.engines import ENGINES
-from hwgen.hw.folding import Folding, candidates, check_folding, estimate, fold_steps
-from hwgen.hw.qam import QAMSlicerEngine, slicer_form
+from hwgen.hw.qam_slicer import QAMSlicerEngine, slicer_form
+from hwgen.hw.registry import candidates, check_folding, engine, estimate, fold_steps
+from hwgen.hw.resources import Folding
 from hwgen.hw.testbench import simulate_stream
-from hwgen.sw import golden, ir
+from hwgen.sw.core import golden, ir
 
 S10 = ir.TensorType("signed", 10)
 SCALE = 2.0 ** -8                 # a 10-bit I/Q grid over [-2, 2)
@@ -141,7 +141,7 @@ def test_slicer_engine_uneven_boundaries_and_unsigned_input(order):
     for in_type in (S10, u8):
         x = np.concatenate([all_codes_vectors(rng)[:, :2 * N].clip(in_type.lo, in_type.hi),
                             rng.integers(in_type.lo, in_type.hi + 1, (16, 2 * N))])
-        dut = ENGINES[layer.kind](layer, in_type, Folding(8))
+        dut = engine(layer, in_type, Folding(8))
         assert dut.form == "compare"
         run = simulate_stream(dut, x, rng=rng, valid_prob=0.7, ready_prob=0.6)
         np.testing.assert_array_equal(np.array(run.outputs),
@@ -157,7 +157,7 @@ def test_slicer_folding():
     with pytest.raises(ValueError, match="simd must be 1"):
         check_folding(layer, Folding(2, 2))
     with pytest.raises(ValueError, match="simd"):
-        ENGINES[layer.kind](layer, S10, Folding(2, 2))
+        engine(layer, S10, Folding(2, 2))
     # more parallel elements cost more cells
     costs = [estimate(layer, S10, Folding(pe)).lcs for pe in (1, 4, 16)]
     assert costs[0] < costs[1] < costs[2]

@@ -7,13 +7,15 @@ import numpy as np
 import pytest
 from amaranth.back import rtlil, verilog
 
+from hwgen.hw import ranged
+from hwgen.hw.folding import choose_folding
 from hwgen.hw import sam
-from hwgen.hw.engines import ENGINES, WEIGHT_MODES
-from hwgen.hw.folding import (Folding, candidates, check_folding, choose_folding, estimate,
-                              fold_steps)
 from hwgen.hw.pipeline import Pipeline
+from hwgen.hw.registry import candidates, check_folding, engine, estimate, fold_steps
+from hwgen.hw.resources import WEIGHT_MODES, Folding
 from hwgen.hw.testbench import simulate_stream
-from hwgen.sw import golden, ir
+from hwgen.sw.core import golden, ir
+from hwgen.sw.core.sam import sam_term
 from test_hw_shift import check_layer
 
 S4 = ir.TensorType("signed", 4)
@@ -156,7 +158,7 @@ def test_fully_pruned_term_costs_nothing_but_its_fill():
     layer.terms[1].fill[:] = [1, 2, 3, 4]
     both = remade(layer)
     alone = ir.SAMLayer("sam", n=8, terms=[both.terms[0]])
-    ops = [operators(ENGINES["sam"](lay, S4, Folding(4, 8))) for lay in (both, alone)]
+    ops = [operators(engine(lay, S4, Folding(4, 8))) for lay in (both, alone)]
     assert ops[0][">="] == ops[1][">="] > 0 and ops[0]["<="] == ops[1]["<="] == 0
     assert ops[0]["+"] == ops[1]["+"] + 4
     x = random_codes(rng, S4, 8, 50)
@@ -215,7 +217,7 @@ def test_sam_ties(folding):
     assert [(row == row.max()).sum() for row in sums] == [4, 8, 3]
     assert tie_fraction(layer, x) > 0.15
     expected = check_layer(layer, S3, folding, x, rng)
-    assert list(golden.sam_term(layer.terms[0], explicit)[:, 0]) == [3, 2, 4]
+    assert list(sam_term(layer.terms[0], explicit)[:, 0]) == [3, 2, 4]
     assert len(np.unique(expected)) > 5
 
 
@@ -224,7 +226,7 @@ def test_sam_ties(folding):
 def test_sam_latency_and_interval(folding):
     rng = np.random.default_rng(5)
     layer = sam_layer(rng, N_IN, N_OUT)
-    dut = ENGINES["sam"](layer, S4, folding)
+    dut = engine(layer, S4, folding)
     assert dut.fold_steps == fold_steps(layer, folding)
     run = simulate_stream(dut, random_codes(rng, S4, N_IN, 4))
     assert run.valid_cycles[0] - run.in_cycles[0] == dut.latency == dut.fold_steps + 4
@@ -259,7 +261,7 @@ def test_verilog_has_no_multiplier(form):
     rng = np.random.default_rng(8)
     layer = sam_layer(rng, 16, 8, form, prune=0.4)
     for folding in (Folding(8, 16), Folding(2, 4, "bram"), Folding(4, 16, "logic")):
-        dut = ENGINES["sam"](layer, S4, folding)
+        dut = engine(layer, S4, folding)
         text = verilog_text(dut)
         stars = [line for line in text.splitlines() if "*" in line]
         assert all(re.search(r"= s1_sf \* \d+'h[0-9a-f]+;", line) for line in stars), stars
@@ -282,7 +284,7 @@ def test_pruning_shrinks_the_constant_verilog():
         layer = ir.SAMLayer("sam", n=16, terms=[
             ir.SAMTerm(t.reduce, t.sign, t.weights, k, np.zeros(8)) for t, k in
             zip(full.terms, keeps)])
-        ops = operators(ENGINES["sam"](layer, s6, Folding(8, 16)))
+        ops = operators(engine(layer, s6, Folding(8, 16)))
         tree_nodes = sum(int(np.maximum(k.sum(axis=1) - 1, 0).sum()) for k in keeps)
         assert ops[">="] + ops["<="] == tree_nodes
         pairs = {(i, int(t.weights[j, i])) for t in layer.terms
@@ -302,11 +304,11 @@ def test_dominated_entries_make_no_logic():
     keep = np.ones_like(w, bool)
     layer = ir.SAMLayer("sam", n=4, terms=[ir.SAMTerm("max", 1, w, keep, np.zeros(2))])
     plan = sam.plan_terms(layer, S4, 2, 4)[0]
-    kept = [len(sam.undominated([sam.Ranged(None, int(plan.lo[p, s]), int(plan.hi[p, s]))
+    kept = [len(ranged.undominated([ranged.Ranged(None, int(plan.lo[p, s]), int(plan.hi[p, s]))
                                  for s in np.flatnonzero(plan.active[p])], "max"))
             for p in range(2)]
     assert kept == [2, 4]          # row 0 keeps x1 + 20 (12..27) and x3 + 8 (0..15)
-    ops = operators(ENGINES["sam"](layer, S4, Folding(2, 4)))
+    ops = operators(engine(layer, S4, Folding(2, 4)))
     assert ops[">="] == 1 + 3
     rng = np.random.default_rng(11)
     check_layer(layer, S4, Folding(2, 4), np.concatenate([edge_inputs(S4, 4),
@@ -323,10 +325,10 @@ def test_estimate_counts_the_engines_comparators(folding):
     layer.terms[0].keep[1] = False
     layer = remade(layer)
     plans = sam.plan_terms(layer, S4, folding.pe, folding.simd)
-    nodes = sum(int(sam._lane_trees(plan)[0].sum()) for plan in plans)
+    nodes = sum(int(sam.lane_trees(plan)[0].sum()) for plan in plans)
     if folding.simd < 16:
         nodes += sum(int(plan.active.any(axis=1).sum()) for plan in plans)
-    ops = operators(ENGINES["sam"](layer, S4, folding))
+    ops = operators(engine(layer, S4, folding))
     assert ops[">="] + ops["<="] == nodes
     assert estimate(layer, S4, folding).lcs > 0
 
@@ -334,18 +336,18 @@ def test_estimate_counts_the_engines_comparators(folding):
 # --- building blocks -----------------------------------------------------------------------------
 
 def test_undominated_keeps_one_of_equal_constants():
-    R = sam.Ranged
+    R = ranged.Ranged
     items = [R(None, 3, 3), R(None, 0, 3), R(None, 3, 3), R(None, 1, 9)]
-    assert sam.undominated(items, "max") == [items[0], items[3]]
+    assert ranged.undominated(items, "max") == [items[0], items[3]]
     # for a min, of the two items reaching the bound 3, the one that can go lower stays
-    assert sam.undominated(items, "min") == [items[1], items[3]]
-    assert sam.undominated([R(None, 2, 5), R(None, -4, 2)], "min") == [R(None, -4, 2)]
-    assert sam.undominated([R(None, 2, 5), R(None, -4, 3)], "min") == \
+    assert ranged.undominated(items, "min") == [items[1], items[3]]
+    assert ranged.undominated([R(None, 2, 5), R(None, -4, 2)], "min") == [R(None, -4, 2)]
+    assert ranged.undominated([R(None, 2, 5), R(None, -4, 3)], "min") == \
         [R(None, 2, 5), R(None, -4, 3)]
 
 
 def test_rom_fields_constant_fields_take_no_bits():
-    rom = sam.RomFields(3)
+    rom = ranged.RomFields(3)
     a = rom.add([5, 5, 5])
     b = rom.add([-2, 1, 0])
     c = rom.add([1, 0, 1])
@@ -379,10 +381,10 @@ def test_range_bits_and_field_columns():
     rng = np.random.default_rng(2)
     lo = rng.integers(-300, 300, 200)
     hi = lo + rng.integers(0, 600, 200)
-    assert list(sam.range_bits(lo, hi)) == [ir.TensorType.for_range(a, b).bits
+    assert list(ranged.range_bits(lo, hi)) == [ir.TensorType.for_range(a, b).bits
                                              for a, b in zip(lo, hi)]
     values = np.array([[-2, 1, 0], [5, 5, 4]])
-    cols = sam.field_columns(values)          # 2 bits of the first field, 3 of the second
+    cols = ranged.field_columns(values)          # 2 bits of the first field, 3 of the second
     assert cols.tolist() == [[0, 1, 0], [1, 0, 0], [1, 1, 0], [0, 0, 0], [1, 1, 1]]
 
 
@@ -394,11 +396,11 @@ def test_sam_folding_validation():
     with pytest.raises(ValueError, match="sam: branch_folds must be 1 for a sam"):
         check_folding(layer, Folding(1, 1, "logic", 2))
     with pytest.raises(ValueError, match="sam: branch_folds must be 1"):
-        ENGINES[layer.kind](layer, S4, Folding(1, 1, "logic", 2))
+        engine(layer, S4, Folding(1, 1, "logic", 2))
     with pytest.raises(ValueError, match="pe must .* output count 6, not 4"):
         sam.SAMEngine(layer, in_type=S4, pe=4)
     with pytest.raises(ValueError, match="simd must .* input count 12, not 5"):
-        ENGINES[layer.kind](layer, S4, Folding(1, 5))
+        engine(layer, S4, Folding(1, 5))
     with pytest.raises(ValueError, match="'dram'"):
         sam.SAMEngine(layer, in_type=S4, weights="dram")
     with pytest.raises(ValueError, match="integer inputs, not bipolar"):

@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 from amaranth.back import rtlil, verilog
 
-from hwgen.hw.folding import (LOADED, SPARSE, DoesNotFitError, Folding, candidates,
-                              check_folding, choose_folding, estimate, fold_steps)
+from hwgen.hw.folding import DoesNotFitError, choose_folding
+from hwgen.hw.sam import SparseSAMEngine, sam_entries
 from hwgen.hw.pipeline import Pipeline
-from hwgen.hw.sam_sparse import SparseSAMEngine, sam_entries
+from hwgen.hw.registry import candidates, check_folding, estimate, fold_steps
+from hwgen.hw.resources import LOADED, SPARSE, Folding
 from hwgen.hw.testbench import simulate_stream
-from hwgen.sw import golden, ir
+from hwgen.sw.core import golden, ir
 
 FORMS = {"eq3": [("max", 1)], "eq4": [("max", 1), ("max", -1)], "eq5": [("max", 1), ("min", 1)]}
 S3 = ir.TensorType("signed", 3)
@@ -201,7 +202,7 @@ def test_loaded_folding_takes_spram_when_the_entries_do_not_fit_block_ram():
 
 @pytest.mark.parametrize("in_type", [S3, U4])
 def test_sparse_mac_engine_walks_only_nonzero_weights(in_type):
-    from hwgen.hw.sam_sparse import SparseMACEngine, mac_entries
+    from hwgen.hw.dense_mac import SparseMACEngine, mac_entries
 
     rng = np.random.default_rng(in_type.bits)
     w = np.where(rng.random((8, 13)) < 0.2, rng.integers(-128, 128, (8, 13)), 0)

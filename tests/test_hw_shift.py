@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 from amaranth.back import rtlil, verilog
 
-from hwgen.hw.engines import ENGINES, ShiftAccumulateEngine, shift_digits
-from hwgen.hw.folding import (Folding, candidates, check_folding, choose_folding, estimate,
-                              fold_steps)
+from hwgen.hw.folding import choose_folding
+from hwgen.hw.dense_shift import ShiftAccumulateEngine, shift_digits
 from hwgen.hw.pipeline import Pipeline
+from hwgen.hw.registry import candidates, check_folding, engine, estimate, fold_steps
+from hwgen.hw.resources import Folding
 from hwgen.hw.testbench import simulate_stream
-from hwgen.sw import golden, ir
+from hwgen.sw.core import golden, ir
 
 BIPOLAR = ir.TensorType("bipolar", 1)
 U5 = ir.TensorType("unsigned", 5)
@@ -66,7 +67,7 @@ def edge_inputs(in_type, layer):
 
 
 def check_layer(layer, in_type, folding, x, rng, *, valid_prob=0.8, ready_prob=0.7):
-    dut = ENGINES[layer.kind](layer, in_type, folding)
+    dut = engine(layer, in_type, folding)
     run = simulate_stream(dut, x, rng=rng, valid_prob=valid_prob, ready_prob=ready_prob)
     expected = golden.run_layer(layer, x, in_type)
     np.testing.assert_array_equal(np.array(run.outputs), expected)
@@ -187,7 +188,7 @@ def test_fully_parallel_verilog_has_no_multiplier(in_type):
     probe = random_codes(rng, in_type, 16, 64)
     for out in (None, ir.pow2_type(3)):
         layer = shift_layer(rng, in_type, 16, 8, e_max=5, probe=probe, out=out)
-        dut = ENGINES[layer.kind](layer, in_type, Folding(8, 16))
+        dut = engine(layer, in_type, Folding(8, 16))
         assert "$mul" not in rtlil.convert(dut, name="engine", emit_src=False)
         text = verilog_operators(verilog.convert(dut, name="engine", emit_src=False))
         assert "*" not in text
@@ -202,7 +203,7 @@ def test_zero_weights_make_no_logic():
     w = shift_weights(rng, 4, 8, zeros=0.0)
     w[:, 4:] = 0
     def operators(weights):
-        dut = ENGINES["dense_shift"](ir.DenseShift("fc", weights=weights), U5,
+        dut = engine(ir.DenseShift("fc", weights=weights), U5,
                                      Folding(*weights.shape))
         text = verilog_operators(verilog.convert(dut, name="engine", emit_src=False))
         return {op: text.count(op) for op in ("+", "~", "&", "|", "^", "?")}
@@ -218,11 +219,11 @@ def test_shift_folding_validation():
     with pytest.raises(ValueError, match="fc: branch_folds must be 1 for a dense_shift"):
         check_folding(layer, Folding(1, 1, "logic", 2))
     with pytest.raises(ValueError, match="fc: branch_folds must be 1"):
-        ENGINES[layer.kind](layer, U5, Folding(1, 1, "logic", 2))
+        engine(layer, U5, Folding(1, 1, "logic", 2))
     with pytest.raises(ValueError, match="pe must .* output count 6, not 4"):
         ShiftAccumulateEngine(layer, in_type=U5, pe=4)
     with pytest.raises(ValueError, match="simd must .* input count 12, not 5"):
-        ENGINES[layer.kind](layer, U5, Folding(1, 5))
+        engine(layer, U5, Folding(1, 5))
     with pytest.raises(ValueError, match="'dram'"):
         ShiftAccumulateEngine(layer, in_type=U5, weights="dram")
     folds = candidates(layer)

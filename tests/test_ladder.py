@@ -7,10 +7,10 @@ from hwgen.boards.targets import get_target
 from hwgen.hw.folding import choose_folding
 from hwgen.hw.pipeline import Pipeline, to_verilog
 from hwgen.sim.runner import verify
-from hwgen.sw import golden
-from hwgen.sw.build import folding_budget, random_vectors
+from hwgen.sw.core import golden
+from hwgen.build import folding_budget, random_vectors
 from hwgen.sw.compiler import compile_onnx
-from hwgen.sw.train import predict
+from hwgen.sw.families.train import predict
 
 
 def test_demo_network_reaches_ninety_percent_on_digits(trained_mlp, digits_split):

@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from hwgen.hw.folding import choose_folding
-from hwgen.sw.build import random_vectors
+from hwgen.build import random_vectors
 from hwgen.sw.compiler import compile_onnx
-from hwgen.sw.export import export_onnx
-from hwgen.sw.mbbn import QuantMLP
-from hwgen.sw.train import predict, train
+from hwgen.sw.families.export import export_onnx
+from hwgen.sw.families.mbbn.layers import QuantMLP
+from hwgen.sw.families.train import predict, train
 from rtl_check import check_rtl
 
 

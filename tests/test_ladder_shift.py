@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from hwgen.hw.folding import choose_folding
-from hwgen.sw.aqe import AQE, MINWMLP, AlphaSchedule, set_alpha
-from hwgen.sw.build import random_vectors
+from hwgen.sw.families.shift.aqe import AQE, MINWMLP, AlphaSchedule, set_alpha
+from hwgen.build import random_vectors
 from hwgen.sw.compiler import compile_onnx
-from hwgen.sw.export import export_onnx
-from hwgen.sw.train import predict, train
+from hwgen.sw.families.export import export_onnx
+from hwgen.sw.families.train import predict, train
 from rtl_check import check_rtl
 
 

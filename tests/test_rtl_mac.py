@@ -12,11 +12,12 @@ import pytest
 
 from hwgen.boards.flow import build
 from hwgen.boards.ooc import synth_ooc
-from hwgen.hw.engines import ENGINES
-from hwgen.hw.folding import Folding, estimate
-from hwgen.hw.mac import DenseMACEngine, dsp_blocks, estimate_dense_mac
+from hwgen.hw import registry
+from hwgen.hw.dense_mac import DenseMACEngine, dsp_blocks, estimate_dense_mac
 from hwgen.hw.pipeline import Pipeline
-from hwgen.sw import golden, ir
+from hwgen.hw.registry import estimate
+from hwgen.hw.resources import Folding
+from hwgen.sw.core import golden, ir
 from rtl_check import check_rtl
 from test_hw_mac import mac_weights, quantile_threshold
 from test_rtl_shift import vectors
@@ -35,7 +36,7 @@ def mac_layer(rng, name, in_type, n_in, n_out, *, out=None, probe=None, bias=200
 
 def multipliers(model, folding):
     types = model.types()
-    return [getattr(ENGINES[layer.kind](layer, t, folding[layer.name]), "multiplier", None)
+    return [getattr(registry.engine(layer, t, folding[layer.name]), "multiplier", None)
             for layer, t in zip(model.layers, types)]
 
 

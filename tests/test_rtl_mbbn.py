@@ -10,8 +10,9 @@ of a non-power-of-two input digit split) and foldings chosen by the estimator.
 import numpy as np
 import pytest
 
-from hwgen.hw.folding import Folding, choose_folding
-from hwgen.sw import golden, ir
+from hwgen.hw.folding import choose_folding
+from hwgen.hw.resources import Folding
+from hwgen.sw.core import golden, ir
 from rtl_check import check_rtl
 
 pytestmark = pytest.mark.rtl
@@ -58,7 +59,8 @@ def vectors(seed):
     return x
 
 
-def run_rtl(model, folding, tmp_path, seed):
+def assert_rtl_equals_golden(model, folding, tmp_path, seed):
+    """Assert that the RTL of ``model`` equals the golden model; the golden outputs."""
     return check_rtl(model, folding, vectors(seed), tmp_path, seed=seed)
 
 
@@ -69,7 +71,7 @@ def branch_folds(folding):
 def test_rtl_one_branch_chosen_folding(tmp_path):
     model = mbbn_model(np.random.default_rng(11), 1, 1)
     folding = choose_folding(model, lc_budget=5000, ebr_budget=30)
-    expected = run_rtl(model, folding, tmp_path, seed=11)
+    expected = assert_rtl_equals_golden(model, folding, tmp_path, seed=11)
     assert len(np.unique(expected)) > 1
 
 
@@ -77,7 +79,7 @@ def test_rtl_two_by_two_branches_in_parallel(tmp_path):
     model = mbbn_model(np.random.default_rng(22), 2, 2)
     folding = {"quant": Folding(4, 1, "bram"), "fc0": Folding(2, 64, "logic", 1),
                "fc1": Folding(5, 16, "bram", 1), "argmax": Folding(1, 2)}
-    run_rtl(model, folding, tmp_path, seed=22)
+    assert_rtl_equals_golden(model, folding, tmp_path, seed=22)
 
 
 def test_rtl_three_by_two_branches_in_time(tmp_path):
@@ -85,19 +87,19 @@ def test_rtl_three_by_two_branches_in_time(tmp_path):
     model = mbbn_model(np.random.default_rng(32), 3, 2)
     folding = {"quant": Folding(4, 1, "logic"), "fc0": Folding(8, 32, "logic", 3),
                "fc1": Folding(5, 32, "bram", 6), "argmax": Folding(1, 5)}
-    run_rtl(model, folding, tmp_path, seed=32)
+    assert_rtl_equals_golden(model, folding, tmp_path, seed=32)
 
 
 def test_rtl_four_by_four_chosen_folding(tmp_path):
     model = mbbn_model(np.random.default_rng(44), 4, 4)
     folding = choose_folding(model, lc_budget=6000, ebr_budget=30)
     assert max(branch_folds(folding).values()) > 1      # the estimator puts branches in time
-    run_rtl(model, folding, tmp_path, seed=44)
+    assert_rtl_equals_golden(model, folding, tmp_path, seed=44)
 
 
 def test_rtl_quantile_thresholds_make_classes_vary(tmp_path):
     model = mbbn_model(np.random.default_rng(7), 2, 2, quantiles=True)
     folding = choose_folding(model, lc_budget=4000, ebr_budget=30)
-    expected = run_rtl(model, folding, tmp_path, seed=7)
+    expected = assert_rtl_equals_golden(model, folding, tmp_path, seed=7)
     counts = np.bincount(expected[:, 0], minlength=10)
     assert (counts > 0).sum() >= 5, counts

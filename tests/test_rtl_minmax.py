@@ -12,11 +12,11 @@ import torch
 
 from hwgen.boards.targets import get_target
 from hwgen.hw.folding import choose_folding
-from hwgen.sw import golden, ir
-from hwgen.sw.build import folding_budget
-from hwgen.sw.comms import channel
-from hwgen.sw.export import export_onnx
-from hwgen.sw.minmax_lower import lower_minmax_mlp
+from hwgen.sw.core import golden, ir
+from hwgen.build import folding_budget
+from hwgen.sw.families.compression.comms import channel
+from hwgen.sw.families.compression.lower import lower
+from hwgen.sw.families.export import export_onnx
 from rtl_check import check_rtl
 from test_sw_minmax_lower import S8, compiled, pruned_mlp
 
@@ -26,8 +26,8 @@ from test_sw_minmax_lower import S8, compiled, pruned_mlp
 def test_rtl_minmax_mlp(tmp_path, k):
     linears, masks = pruned_mlp(20 + k, sizes=(8, 16, 8))
     # 4-bit hidden codes: a requantization is a multi-threshold, 2^bits - 1 levels a neuron
-    net = lower_minmax_mlp(linears, k=k, masks=masks, in_type=S8, in_step=2 ** -5,
-                           act_bits=4, act_step=2 ** -2)
+    net = lower(linears, k=k, masks=masks, in_type=S8, in_step=2 ** -5,
+                act_bits=4, act_step=2 ** -2)
     model = compiled(net, tmp_path)
     folding = choose_folding(model, **folding_budget(model, get_target("ice40")))
     x = np.random.default_rng(k).integers(-128, 128, (10_000, 8))
@@ -40,8 +40,8 @@ def trained_pruned_decoder(seed=0):
     """The 4-bit-7-channel student (Table 4.2's form), trained briefly at 6 dB, its decoder
     (Linear(7, 16)) pruned by half and the whole autoencoder retrained with the mask (§6.1:
     the encoder adapts its codewords to the pruned decoder)."""
-    from hwgen.sw.comms import student, train_autoencoder
-    from hwgen.sw.compress import apply_masks, global_magnitude_prune
+    from hwgen.sw.families.compression.comms import student, train_autoencoder
+    from hwgen.sw.families.compression.compress import apply_masks, global_magnitude_prune
 
     ae = student(4, 7, seed=seed)
     train_autoencoder(ae, ebn0_db=6.0, steps=300, batch=256, lr=1e-2, seed=seed)
@@ -66,7 +66,7 @@ def test_hwgen_build_of_a_pruned_8bit_decoder_on_the_up5k_dsps(tmp_path):
 
     ae, linear, keep = trained_pruned_decoder()
     assert keep.mean() == 0.5
-    net = lower_minmax_mlp([linear], k=8, masks=[keep], in_type=S8, in_step=2 ** -5)
+    net = lower([linear], k=8, masks=[keep], in_type=S8, in_step=2 ** -5)
     export_onnx(net, tmp_path / "decoder.onnx")
     # received words of the trained encoder at 6 dB, quantized as the deployment does
     with torch.no_grad():

@@ -9,9 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from hwgen.hw.folding import Folding
-from hwgen.hw.qam import slicer_form
-from hwgen.sw import ir
+from hwgen.hw.qam_slicer import slicer_form
+from hwgen.hw.resources import Folding
+from hwgen.sw.core import ir
 from rtl_check import check_rtl
 from test_hw_qam import S10, SCALE, pow2_delta
 
@@ -52,8 +52,8 @@ def test_hwgen_build_of_a_16qam_slicer_fits_the_up5k(tmp_path):
     """``hwgen build`` of a receiver's 16-QAM decision device (8 complex samples of signed
     8-bit I/Q codes): it verifies, fits the UP5K, meets the 12 MHz clock, and the board sends
     the 16 level codes of a vector as 16 bytes."""
-    from hwgen.sw.export import export_onnx
-    from hwgen.sw.qam_lower import slicer_only
+    from hwgen.sw.families.export import export_onnx
+    from hwgen.sw.families.constellation.lower import slicer_only
     from test_cli import _hwgen
 
     s8 = ir.TensorType("signed", 8)

@@ -12,8 +12,8 @@ frequent (counted in each test).
 import numpy as np
 import pytest
 
-from hwgen.hw.folding import Folding
-from hwgen.sw import ir
+from hwgen.hw.resources import Folding
+from hwgen.sw.core import ir
 from rtl_check import check_no_multiplier, check_rtl
 from test_hw_sam import sam_layer, tie_fraction
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from amaranth.back import rtlil
 
-from hwgen.hw.folding import LOADED, SPARSE, Folding
-from hwgen.hw.sam_sparse import SparseSAMEngine
-from hwgen.sw import ir
+from hwgen.hw.sam import SparseSAMEngine
+from hwgen.hw.resources import LOADED, SPARSE, Folding
+from hwgen.sw.core import ir
 from rtl_check import check_rtl
 from test_cli import _hwgen
 

@@ -9,8 +9,8 @@ inputs with large exponents folded through block RAM, and a two-layer pow2 model
 import numpy as np
 import pytest
 
-from hwgen.hw.folding import Folding
-from hwgen.sw import golden, ir
+from hwgen.hw.resources import Folding
+from hwgen.sw.core import golden, ir
 from rtl_check import check_no_multiplier, check_rtl
 from test_hw_shift import quantile_threshold, shift_weights
 
@@ -34,7 +34,8 @@ def vectors(rng, in_type, layer):
     return x
 
 
-def run_rtl(model, folding, x, tmp_path, seed):
+def assert_rtl_equals_golden(model, folding, x, tmp_path, seed):
+    """Assert that the RTL of ``model`` equals the golden model on ``x``; the golden outputs."""
     assert len(x) == N_VECTORS
     return check_rtl(model, folding, x, tmp_path, seed=seed)
 
@@ -46,8 +47,8 @@ def test_rtl_pow2_in_multithreshold_out(tmp_path):
     probe = rng.integers(p3.lo, p3.hi + 1, (256, 48))
     layer = shift_layer(rng, "fc", p3, 48, 24, out=p3, probe=probe)
     model = ir.Model(p3, 48, [layer]).check()
-    expected = run_rtl(model, {"fc": Folding(4, 16, "logic")}, vectors(rng, p3, layer),
-                       tmp_path, seed=41)
+    expected = assert_rtl_equals_golden(model, {"fc": Folding(4, 16, "logic")},
+                                        vectors(rng, p3, layer), tmp_path, seed=41)
     assert len(np.unique(expected)) == p3.hi + 1      # every code occurs
 
 
@@ -58,8 +59,8 @@ def test_rtl_unsigned_in_accumulator_out_fully_parallel(tmp_path):
     layer = shift_layer(rng, "fc", u5, 32, 8)
     model = ir.Model(u5, 32, [layer]).check()
     assert model.types()[-1].kind == "signed"
-    expected = run_rtl(model, {"fc": Folding(8, 32, "logic")}, vectors(rng, u5, layer),
-                       tmp_path, seed=42)
+    expected = assert_rtl_equals_golden(model, {"fc": Folding(8, 32, "logic")},
+                                        vectors(rng, u5, layer), tmp_path, seed=42)
     w0 = layer.weights[0]
     assert list(expected[2:4, 0]) == [31 * w0[w0 > 0].sum(), 31 * w0[w0 < 0].sum()]
 
@@ -71,7 +72,8 @@ def test_rtl_signed_in_large_exponents_folded_in_bram(tmp_path):
     probe = rng.integers(s4.lo, s4.hi + 1, (256, 48))
     layer = shift_layer(rng, "fc", s4, 48, 16, e_max=10, out=ir.odd_type(2), probe=probe)
     model = ir.Model(s4, 48, [layer]).check()
-    run_rtl(model, {"fc": Folding(2, 8, "bram")}, vectors(rng, s4, layer), tmp_path, seed=43)
+    assert_rtl_equals_golden(model, {"fc": Folding(2, 8, "bram")}, vectors(rng, s4, layer),
+                             tmp_path, seed=43)
 
 
 @pytest.mark.rtl
@@ -87,7 +89,7 @@ def test_rtl_two_layer_pow2_model(tmp_path):
                "argmax": Folding(1, 2)}
     x = rng.integers(p2.lo, p2.hi + 1, (N_VECTORS, 32))
     x[0], x[1] = p2.lo, p2.hi
-    expected = run_rtl(model, folding, x, tmp_path, seed=44)
+    expected = assert_rtl_equals_golden(model, folding, x, tmp_path, seed=44)
     assert len(np.unique(expected)) >= 5
 
 

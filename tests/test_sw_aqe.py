@@ -1,6 +1,6 @@
 """The Asymptotic-Quantized Estimator and MINW-Net's quantizers (seed 004, eq. 4-7, 18-22, Table I).
 
-Expected values are worked out by hand from the equations, or taken from sw/layers.py's
+Expected values are worked out by hand from the equations, or taken from sw/families/ste.py's
 independent implementation of eq. 5.
 """
 
@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from hwgen.sw.aqe import (
+from hwgen.sw.families.shift.aqe import (
     AQE, STE, AlphaSchedule, QuantLinear, Quantizer, inference_op,
     power_of_two, set_alpha, sign, ternary,
 )
-from hwgen.sw.layers import binarize, clip_weights
+from hwgen.sw.families.ste import binarize, clip_weights
 
 A = [-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5]
 G = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
@@ -53,7 +53,7 @@ def test_ste_forwards_h_and_passes_clipped_gradient():
 
 
 def test_aqe_at_one_half_gives_the_ste_gradient_exactly():
-    # Theorem 1: 2 * 1/2 * g * 1{|a| <= 1} is eq. 5; checked against sw/layers.py's eq. 5
+    # Theorem 1: 2 * 1/2 * g * 1{|a| <= 1} is eq. 5; checked against sw/families/ste.py's eq. 5
     gen = torch.Generator().manual_seed(1)
     a = torch.cat([torch.randn(500, generator=gen) * 1.5, torch.tensor([-1.0, 1.0, 0.0])])
     g = torch.randn(a.shape, generator=gen)

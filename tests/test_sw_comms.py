@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from hwgen.sw import comms as C
+from hwgen.sw.families.compression import comms as C
 
 
 def n_params(model):

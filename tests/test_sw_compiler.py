@@ -8,11 +8,12 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from hwgen.sw import golden, ir
+from hwgen.sw.core import golden, ir
 from hwgen.sw.compiler import CompileError, compile_onnx
-from hwgen.sw.export import QONNX_DOMAIN, export_onnx
-from hwgen.sw.layers import BinaryMLP
-from hwgen.sw.train import predict
+from hwgen.sw.core.onnx_ops import QONNX_DOMAIN
+from hwgen.sw.families.binary.layers import BinaryMLP
+from hwgen.sw.families.export import export_onnx
+from hwgen.sw.families.train import predict
 
 
 def _model(nodes, inits, n_in, n_out):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from hwgen.sw.complex_nn import (
+from hwgen.sw.families.constellation.complex_nn import (
     ComplexBatchNorm1d, ComplexConv1d, ComplexLinear, CReLU, real_embedding,
 )
 

@@ -11,9 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from hwgen.sw.compress import (apply_masks, cpu_inference_time, distillation_loss,
-                               global_magnitude_prune, l1_penalty, l2_penalty, memory_bits,
-                               minmax_dequantize, minmax_levels, quantize_model, sparsity)
+from hwgen.sw.families.compression.compress import (apply_masks, cpu_inference_time,
+                                                    distillation_loss, global_magnitude_prune,
+                                                    l1_penalty, l2_penalty, memory_bits,
+                                                    minmax_dequantize, minmax_levels,
+                                                    quantize_model, sparsity)
 
 
 def _t(values, dtype=torch.float32):

@@ -1,11 +1,12 @@
-"""Data sets of hwgen.sw.data: integer samples in range, every class present, fixed by the seed."""
+"""Data sets of hwgen.sw.families.data: integer samples in range, every class present, fixed by
+the seed."""
 
 import random
 
 import numpy as np
 import pytest
 
-from hwgen.sw import data
+from hwgen.sw.families import data
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,8 @@
 
 import torch
 
-from hwgen.sw.layers import BinaryLinear, BinaryMLP, binarize, clip_weights
+from hwgen.sw.families.binary.layers import BinaryLinear, BinaryMLP
+from hwgen.sw.families.ste import binarize, clip_weights
 
 
 def test_sign_forward_maps_zero_to_plus_one():

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from hwgen.sw import mbbn
-from hwgen.sw.train import predict, train
+from hwgen.sw.families.mbbn import layers as mbbn
+from hwgen.sw.families.train import predict, train
 
 
 def eq7_value(planes):
@@ -322,7 +322,7 @@ def test_decomposed_qnn_predicts_the_same_on_packed_branches(mixed_qnn, digits_s
 
 
 def test_training_clips_mbbn_branch_weights_to_unit_interval():
-    from hwgen.sw.layers import clip_weights
+    from hwgen.sw.families.ste import clip_weights
 
     layer = mbbn.MBBNLinear(5, 3, m_bits=2, k_bits=2)
     with torch.no_grad():

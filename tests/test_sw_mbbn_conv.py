@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from hwgen.sw import mbbn
-from hwgen.sw.layers import binarize
-from hwgen.sw.mbbn_conv import (MBBNCNN, MBBNConv2d, QuantCNN, QuantConv2d, branch_logits,
-                                branch_sum, conv_output_shape)
-from hwgen.sw.train import predict
+from hwgen.sw.families.mbbn import layers as mbbn
+from hwgen.sw.families.ste import binarize
+from hwgen.sw.families.mbbn.conv import (MBBNCNN, MBBNConv2d, QuantCNN, QuantConv2d,
+                                         branch_logits, branch_sum, conv_output_shape)
+from hwgen.sw.families.train import predict
 
 # (input shape, convolutions): MNIST-1D's 1 x 40 rows and digits' 8 x 8 images; the patch
 # sizes (5, 3 x 7 = 21, 9, 7 x 9 = 63, 6 x 9 = 54) and the heads' inputs are no multiple of 64
@@ -34,7 +34,7 @@ def _quant_cnn(shape, convs, m, k, seed=0, t=2.0):
 
 @torch.no_grad()
 def _forward64(net, x):
-    """``net``'s own float64 logits, as :func:`hwgen.sw.train.predict` computes them."""
+    """``net``'s own float64 logits, as :func:`hwgen.sw.families.train.predict` computes them."""
     return net.double()(torch.as_tensor(x, dtype=torch.float64)).numpy()
 
 

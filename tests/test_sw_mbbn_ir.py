@@ -6,10 +6,12 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from hwgen.sw import golden, ir, mbbn
+from hwgen.sw.core import golden, ir
+from hwgen.sw.families.mbbn import layers as mbbn
 from hwgen.sw.compiler import CompileError, compile_onnx
-from hwgen.sw.export import QONNX_DOMAIN, export_onnx
-from hwgen.sw.train import predict, train
+from hwgen.sw.core.onnx_ops import QONNX_DOMAIN
+from hwgen.sw.families.export import export_onnx
+from hwgen.sw.families.train import predict, train
 
 
 def _states(rng, bits, shape):

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from hwgen.sw import golden, ir
+from hwgen.sw.core import golden, ir
 from hwgen.sw.compiler import compile_onnx
-from hwgen.sw.compress import minmax_dequantize
-from hwgen.sw.export import export_onnx
-from hwgen.sw.minmax_lower import lower_minmax_mlp, round_significant
+from hwgen.sw.families.compression.compress import minmax_dequantize
+from hwgen.sw.families.compression.lower import lower, round_significant
+from hwgen.sw.families.export import export_onnx
 
 S8 = ir.TensorType("signed", 8)
 
@@ -33,7 +33,7 @@ def compiled(net, tmp_path):
 @pytest.mark.parametrize("k", [4, 8])
 def test_ladder_split_form_equals_golden(tmp_path, k):
     linears, masks = pruned_mlp(k)
-    net = lower_minmax_mlp(linears, k=k, masks=masks, in_type=S8, in_step=2 ** -5)
+    net = lower(linears, k=k, masks=masks, in_type=S8, in_step=2 ** -5)
     model = compiled(net, tmp_path)
     assert [layer.kind for layer in model.layers] == ["dense_mac", "dense_mac", "argmax"]
     x = np.random.default_rng(k).integers(-128, 128, (10_000, 8))
@@ -56,7 +56,7 @@ def test_deployed_weights_follow_the_seed_formula(k):
     """s' = 2^j sigma within 2^-8 of the seed's step, m' = Z sigma within sigma / 2 of its
     minimum; so every kept weight is within a step of its float value."""
     linears, masks = pruned_mlp(10 + k)
-    net = lower_minmax_mlp(linears, k=k, masks=masks, in_type=S8, in_step=2 ** -5)
+    net = lower(linears, k=k, masks=masks, in_type=S8, in_step=2 ** -5)
     for linear, keep, layer in zip(linears, masks, net.layers):
         w = linear.weight.detach().double().numpy()[keep]
         lo, hi = w.min(), w.max()
@@ -76,9 +76,9 @@ def test_round_significant_and_refusals():
     assert round_significant(3.0, 1) == 4.0             # 3 = 1.5 * 2: half to even -> 2 * 2
     linears, _ = pruned_mlp(0)
     with pytest.raises(ValueError, match="power of two"):
-        lower_minmax_mlp(linears, k=8, in_type=S8, in_step=0.1)
+        lower(linears, k=8, in_type=S8, in_step=0.1)
     flat = nn.Linear(4, 2)
     with torch.no_grad():
         flat.weight.fill_(0.5)
     with pytest.raises(ValueError, match="all equal"):
-        lower_minmax_mlp([flat], k=8, in_type=S8, in_step=2 ** -5)
+        lower([flat], k=8, in_type=S8, in_step=2 ** -5)

@@ -3,11 +3,11 @@
 import numpy as np
 import torch
 
-from hwgen.sw.aqe import (AQE, MINWMLP, AlphaSchedule, QuantConv2d, output_function,
-                          set_alpha)
-from hwgen.sw.data import digits
-from hwgen.sw.histograms import HistogramRecorder, save_histograms
-from hwgen.sw.train import train
+from hwgen.sw.families.shift.aqe import (AQE, MINWMLP, AlphaSchedule, QuantConv2d,
+                                         output_function, set_alpha)
+from hwgen.sw.families.data import digits
+from hwgen.sw.families.shift.histograms import HistogramRecorder, save_histograms
+from hwgen.sw.families.train import train
 
 
 def _small(estimator, bits=2):

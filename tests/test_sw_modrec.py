@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hwgen.sw import modrec as M
+from hwgen.sw.families.compression import modrec as M
 
 
 def n_params(model):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from hwgen.sw import oac
-from hwgen.sw.oac import (DriftingChannel, OACLinear, backward_beam_loss, forward_beam_loss,
-                          random_channel, steering_vector)
+from hwgen.sw.families.constellation import oac
+from hwgen.sw.families.constellation.oac import (DriftingChannel, OACLinear, backward_beam_loss,
+                                                 forward_beam_loss, random_channel, steering_vector)
 
 CD = torch.complex128
 

@@ -1,4 +1,5 @@
-"""The split network of seed 000's experiments (sw/oac_net.py) and its two benchmark scripts."""
+"""The split network of seed 000's experiments (sw/families/constellation/oac_net.py) and its
+two benchmark scripts."""
 
 import json
 import math
@@ -6,9 +7,9 @@ import math
 import pytest
 import torch
 
-from hwgen.sw.complex_nn import ComplexLinear
-from hwgen.sw.oac import DriftingChannel, OACLinear, random_channel
-from hwgen.sw.oac_net import OACNet, comm_cost, train_eval
+from hwgen.sw.families.constellation.complex_nn import ComplexLinear
+from hwgen.sw.families.constellation.oac import DriftingChannel, OACLinear, random_channel
+from hwgen.sw.families.constellation.oac_net import OACNet, comm_cost, train_eval
 from benchmark_script import load_benchmark
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from hwgen.sw.qam import QAM, NLevel, level_index, level_quantize, levels, qam
+from hwgen.sw.families.constellation.qam import (QAM, NLevel, level_index, level_quantize, levels,
+                                                 qam)
 
 ORDERS = (4, 16, 64, 256)
 

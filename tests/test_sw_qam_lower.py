@@ -7,12 +7,13 @@ import pytest
 import torch
 from onnx import helper
 
-from hwgen.sw import golden, ir
+from hwgen.sw.core import golden, ir
 from hwgen.sw.compiler import CompileError, compile_onnx
-from hwgen.sw.complex_nn import ComplexLinear
-from hwgen.sw.export import HWGEN_DOMAIN, export_onnx
-from hwgen.sw.qam import qam
-from hwgen.sw.qam_lower import lower_qam_net, slicer_only
+from hwgen.sw.core.onnx_ops import HWGEN_DOMAIN
+from hwgen.sw.families.constellation.complex_nn import ComplexLinear
+from hwgen.sw.families.constellation.lower import lower, slicer_only
+from hwgen.sw.families.constellation.qam import qam
+from hwgen.sw.families.export import export_onnx
 
 U5, S8, S10 = (ir.TensorType("unsigned", 5), ir.TensorType("signed", 8),
                ir.TensorType("signed", 10))
@@ -31,7 +32,7 @@ def test_ladder_complex_layer_and_slicer(tmp_path, order):
     """torch == golden on 4,000 vectors; the integer net is the float net's qam(W x + b) on
     the quantized weights; every level occurs."""
     lin = trained_like_linear(order)
-    net = lower_qam_net(lin, order=order, delta=1.0, in_type=U5, in_step=2 ** -4)
+    net = lower(lin, order=order, delta=1.0, in_type=U5, in_step=2 ** -4)
     export_onnx(net, tmp_path / "m.onnx")
     model = compile_onnx(tmp_path / "m.onnx")
     assert [layer.kind for layer in model.layers] == ["dense_mac", "qam_slicer"]
@@ -98,6 +99,6 @@ def test_slicer_refusals_name_the_node(tmp_path):
 def test_lowering_refusals():
     lin = trained_like_linear(0)
     with pytest.raises(ValueError, match="power of two"):
-        lower_qam_net(lin, order=16, in_type=U5, in_step=0.1)
+        lower(lin, order=16, in_type=U5, in_step=0.1)
     with pytest.raises(ValueError, match="order"):
-        lower_qam_net(lin, order=32, in_type=U5, in_step=2 ** -4)
+        lower(lin, order=32, in_type=U5, in_step=2 ** -4)

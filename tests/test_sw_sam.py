@@ -3,11 +3,12 @@
 import pytest
 import torch
 
-from hwgen.sw import sam
-from hwgen.sw.correlated import (CONFIG_A, CONFIG_B, CorrelatedConfig, CorrelatedTask, accuracy,
-                                 build_model, confusion, train_correlated)
-from hwgen.sw.sam import (FORMS, ActivationCounts, SAMLinear, count_activations, prune, sum_max,
-                          sum_min)
+from hwgen.sw.families.sam import layers as sam
+from hwgen.sw.families.sam.correlated import (CONFIG_A, CONFIG_B, CorrelatedConfig,
+                                              CorrelatedTask, accuracy, build_model, confusion,
+                                              train_correlated)
+from hwgen.sw.families.sam.layers import (FORMS, ActivationCounts, SAMLinear, count_activations,
+                                          prune, sum_max, sum_min)
 
 
 def _reference(x, w, reduce):

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from hwgen.sw import golden, ir
+from hwgen.sw.core import golden, ir
+from hwgen.sw.core import sam as sam_kind
 
 S5 = ir.TensorType("signed", 5)
 U4 = ir.TensorType("unsigned", 4)
@@ -47,7 +48,7 @@ def test_golden_sam_is_the_max_and_min_over_kept_entries(forms, in_type):
 
 
 def test_golden_sam_chunks_the_batch(monkeypatch):
-    monkeypatch.setattr(golden, "SAM_CHUNK", 37)
+    monkeypatch.setattr(sam_kind, "SAM_CHUNK", 37)
     rng = np.random.default_rng(5)
     layer = ir.SAMLayer("s", n=8, terms=[_term(rng, "min", 1, 6, 8, 0.7)])
     x = rng.integers(-16, 16, (50, 8))

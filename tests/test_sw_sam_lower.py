@@ -6,11 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from hwgen.sw import golden, ir
+from hwgen.sw.core import golden, ir
 from hwgen.sw.compiler import CompileError, compile_onnx
-from hwgen.sw.export import export_onnx
-from hwgen.sw.sam import FORMS, ActivationCounts, SAMLinear, count_activations, prune
-from hwgen.sw.sam_lower import InputGrid, dense_mac_layer, integer_network, to_ir
+from hwgen.sw.families.export import export_onnx
+from hwgen.sw.families.sam.layers import (FORMS, ActivationCounts, SAMLinear, count_activations,
+                                          prune)
+from hwgen.sw.families.sam.lower import InputGrid, dense_mac_layer, lower, to_ir
 
 
 def _network(form, n_in=16, hidden=12, classes=4, seed=0):
@@ -35,7 +36,7 @@ def test_torch_integer_network_equals_golden_bit_for_bit(form):
     pruned = prune(sam, acts, threshold=0.2)      # some rows keep nothing
     assert pruned.empty.any() and pruned.n_params < 2 * 16 * 12
     grid = InputGrid(bits=5, clip=2.0)        # coarse: ties in the max and min are frequent
-    net = integer_network(pruned, out, grid=grid, weight_bits=8)
+    net = lower(pruned, out, grid=grid, weight_bits=8)
     model = to_ir(net)
     codes = grid.codes(x)
     hidden, logits, cls = golden.run_layers(model, codes.numpy())
@@ -56,7 +57,7 @@ def test_weights_on_the_grid_give_the_float_layer_exactly():
         for w in sam.term_weights():
             w.copy_(torch.round(w * 16) / 16)
     x = torch.round(torch.randn(500, 16, dtype=torch.float64) * 8).clamp(-32, 31) / 16
-    net = integer_network(sam, out, grid=grid)
+    net = lower(sam, out, grid=grid)
     assert torch.equal(net.hidden(grid.codes(x)).double() * grid.step, sam(x).detach())
 
 
@@ -67,7 +68,7 @@ def test_empty_rows_output_their_rounded_fill():
     acts = ActivationCounts(counts, [torch.tensor([0.3, 1.26]), torch.tensor([-0.74, 0.0])], 4)
     pruned = prune(sam, acts, threshold=0.5)
     grid = InputGrid(bits=6, clip=2.0)
-    net = integer_network(pruned, out, grid=grid)
+    net = lower(pruned, out, grid=grid)
     x = torch.zeros(1, 4, dtype=torch.int64)
     w_plus = round(sam.weight_pos[0, 0].item() * 16)
     w_minus = round(sam.weight_neg[1, 1].item() * 16)
@@ -84,7 +85,7 @@ def test_output_layer_quantization_is_symmetric_and_scaled_to_the_grid():
         out.weight.copy_(torch.tensor([[1.0, -0.5, 0.25], [-2.0, 0.0, 1.0]]))
         out.bias.copy_(torch.tensor([0.1, -0.3]))
     grid = InputGrid(bits=8, clip=4.0)       # step 1/32
-    net = integer_network(sam, out, grid=grid, weight_bits=4)
+    net = lower(sam, out, grid=grid, weight_bits=4)
     # max|V| / 7 = 0.286 -> t = 0.5; 0.25 / 0.5 = 0.5 rounds (half to even) to 0
     assert net.weight_step == 0.5
     assert net.weight.tolist() == [[2, -1, 0], [-4, 0, 2]]
@@ -94,9 +95,9 @@ def test_output_layer_quantization_is_symmetric_and_scaled_to_the_grid():
 def test_bad_networks_are_refused():
     sam, _ = _network("max+min")
     with pytest.raises(ValueError, match="takes 5 inputs"):
-        integer_network(sam, nn.Linear(5, 2))
+        lower(sam, nn.Linear(5, 2))
     with pytest.raises(TypeError, match="SAMLinear or a PrunedSAM"):
-        integer_network(nn.Linear(16, 12), nn.Linear(12, 2))
+        lower(nn.Linear(16, 12), nn.Linear(12, 2))
 
 
 def _exported(tmp_path, form="max+min", weight_bits=8):
@@ -104,7 +105,7 @@ def _exported(tmp_path, form="max+min", weight_bits=8):
     x = torch.randn(3000, 16, dtype=torch.float64) * 1.5
     pruned = prune(sam, count_activations(sam, x[:1000]), threshold=0.2)
     grid = InputGrid(bits=6, clip=2.0)
-    net = integer_network(pruned, out, grid=grid, weight_bits=weight_bits)
+    net = lower(pruned, out, grid=grid, weight_bits=weight_bits)
     path = tmp_path / "sam.onnx"
     export_onnx(net, path)
     return net, path, grid.codes(x)

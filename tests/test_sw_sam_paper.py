@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from benchmark_script import restore_threads  # noqa: F401 (fixture)
-from hwgen.sw.correlated import CorrelatedConfig, CorrelatedTask, magnitude_prune, train_correlated
+from hwgen.sw.families.sam.correlated import (CorrelatedConfig, CorrelatedTask, magnitude_prune,
+                                              train_correlated)
 
 
 def _linear():
@@ -69,7 +70,7 @@ def test_a_trainer_stopped_at_its_deadline_and_resumed_equals_one_run():
     goes on to the very weights and history of an uninterrupted run."""
     import time
 
-    from hwgen.sw.correlated import CorrelatedTrainer
+    from hwgen.sw.families.sam.correlated import CorrelatedTrainer
 
     config = CorrelatedConfig(hidden="sam", width=6, batch_size=8, lr=1e-2, steps_per_epoch=3,
                               epochs=3, task=CorrelatedTask(n=12, n_classes=3))

@@ -6,12 +6,13 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from hwgen.sw import golden, ir
-from hwgen.sw.aqe import MINWMLP, power_of_two
+from hwgen.sw.core import golden, ir
+from hwgen.sw.families.shift.aqe import MINWMLP, power_of_two
 from hwgen.sw.compiler import CompileError, compile_onnx
-from hwgen.sw.data import digits
-from hwgen.sw.export import HWGEN_DOMAIN, QONNX_DOMAIN, export_onnx
-from hwgen.sw.train import predict, train
+from hwgen.sw.core.onnx_ops import HWGEN_DOMAIN, QONNX_DOMAIN
+from hwgen.sw.families.data import digits
+from hwgen.sw.families.export import export_onnx
+from hwgen.sw.families.train import predict, train
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4, 5, 6])
