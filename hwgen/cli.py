@@ -32,7 +32,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="hwgen", description=__doc__.splitlines()[0])
+    p = _Parser(prog="hwgen", description="Build a multiplier-free quantized network (ONNX) into a "
+                "verified, synthesized FPGA design; or train and build the demo.")
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="compile an ONNX model to a verified, synthesized design")

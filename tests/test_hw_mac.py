@@ -293,7 +293,7 @@ def test_mac_estimator_registered_and_sane():
     rng = np.random.default_rng(3)
     probe = random_codes(rng, U8, 64, 64)
     layer = mac_layer(rng, U8, 64, 16, out=ir.TensorType("unsigned", 2), probe=probe)
-    # registered (possibly behind a wrapper for other weight modes of the kind)
+    # the registry prices a vector folding by the kind's own estimate
     for f in (Folding(2, 4), Folding(4, 16, "bram"), Folding(16, 64)):
         assert estimate(layer, U8, f) == estimate_dense_mac(layer, U8, f)
     folds = candidates(layer)

@@ -50,22 +50,8 @@ FLOAT_BITS = 16
 
 class OutputFunction(Staircase):
     """A :class:`~hwgen.sw.core.levels.Staircase` ``h(a) = sign(a) * magnitudes[k]``
-    (``k`` = thresholds below ``|a|``) evaluated on tensors.
-
-    Parameters
-    ----------
-    magnitudes : tuple of float
-        Non-negative level magnitudes, ascending; one more than ``thresholds``.
-    thresholds : tuple of float
-        Ascending; ``|a| <= thresholds[0]`` gives ``magnitudes[0]``, and a value on a threshold
-        takes the lower magnitude (the ``<=`` of eq. 21-22).
-    bits : int
-        Width of one quantized value, for :func:`inference_op`.
-
-    Members
-    -------
-    levels : tuple of float
-        Every value ``h`` can output, ascending.
+    (``k`` = thresholds below ``|a|``) evaluated on tensors; its parameters and ``levels`` are
+    the staircase's (``bits`` also serves :func:`inference_op`).
     """
 
     @classmethod
