@@ -15,7 +15,7 @@ import math
 from amaranth.hdl import Module, Value
 from amaranth.lib import data
 
-from hwgen.hw.kit import DenseEngine, single_branch
+from hwgen.hw.kit import DenseEngine
 from hwgen.hw.popcount import popcount
 from hwgen.hw.registry import LayerHardware, fold_steps, register
 from hwgen.hw.resources import POPCOUNT_LCS_PER_BIT, Folding, Resources, dense_cost
@@ -68,10 +68,5 @@ class DenseBinaryHardware(LayerHardware):
     """``dense_binary``: :class:`XnorPopcountEngine`, priced by :func:`estimate_dense_binary`;
     dense folding rules."""
 
-    def estimate(self, layer, in_type, folding):
-        return estimate_dense_binary(layer, in_type, folding)
-
-    def engine(self, layer, in_type, f):
-        single_branch(layer, f)
-        return XnorPopcountEngine(layer, in_type=in_type, pe=f.pe, simd=f.simd,
-                                  weights=f.weights)
+    cost = staticmethod(estimate_dense_binary)
+    engine_class = XnorPopcountEngine

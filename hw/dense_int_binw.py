@@ -14,7 +14,7 @@ import math
 from amaranth.hdl import Cat, Module, Mux, Value
 from amaranth.lib import data
 
-from hwgen.hw.kit import DenseEngine, single_branch
+from hwgen.hw.kit import DenseEngine
 from hwgen.hw.popcount import adder_tree, popcount
 from hwgen.hw.registry import LayerHardware, fold_steps, register
 from hwgen.hw.resources import Folding, Resources, dense_cost
@@ -80,10 +80,5 @@ class DenseIntBinWHardware(LayerHardware):
     """``dense_int_binw``: :class:`DenseIntBinWEngine`, priced by
     :func:`estimate_dense_int_binw`; dense folding rules."""
 
-    def estimate(self, layer, in_type, folding):
-        return estimate_dense_int_binw(layer, in_type, folding)
-
-    def engine(self, layer, in_type, f):
-        single_branch(layer, f)
-        return DenseIntBinWEngine(layer, in_type=in_type, pe=f.pe, simd=f.simd,
-                                  weights=f.weights)
+    cost = staticmethod(estimate_dense_int_binw)
+    engine_class = DenseIntBinWEngine

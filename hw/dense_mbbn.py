@@ -238,8 +238,7 @@ class DenseMBBNHardware(LayerHardware):
     def branch_candidates(self, layer):
         return divisors(layer.m_bits * layer.k_bits)
 
-    def estimate(self, layer, in_type, folding):
-        return estimate_dense_mbbn(layer, in_type, folding)
+    cost = staticmethod(estimate_dense_mbbn)
 
     def engine(self, layer, in_type, f):
         return MBBNEngine(layer, in_type=in_type, pe=f.pe, simd=f.simd, weights=f.weights,

@@ -23,7 +23,7 @@ import numpy as np
 from amaranth.hdl import Module, Mux, Shape, Signal, Value
 from amaranth.lib import data
 
-from hwgen.hw.kit import (DenseEngine, FoldStep, Term, element_shape, pack, rom, single_branch,
+from hwgen.hw.kit import (DenseEngine, FoldStep, Term, element_shape, pack, rom,
                           sum_terms, threshold_rom, thresholded)
 from hwgen.hw.registry import LayerHardware, fold_steps, register
 from hwgen.hw.resources import Folding, Resources, controller_cells, lut_rom_cost
@@ -413,10 +413,5 @@ class DenseShiftHardware(LayerHardware):
     """``dense_shift``: :class:`ShiftAccumulateEngine`, priced by :func:`estimate_dense_shift`;
     dense folding rules."""
 
-    def estimate(self, layer, in_type, folding):
-        return estimate_dense_shift(layer, in_type, folding)
-
-    def engine(self, layer, in_type, f):
-        single_branch(layer, f)
-        return ShiftAccumulateEngine(layer, in_type=in_type, pe=f.pe, simd=f.simd,
-                                     weights=f.weights)
+    cost = staticmethod(estimate_dense_shift)
+    engine_class = ShiftAccumulateEngine

@@ -111,8 +111,7 @@ class MultiThresholdHardware(ElementwiseHardware):
     :func:`estimate_multithreshold`; element-wise folding rules, both weight modes (the
     threshold ROM's place)."""
 
-    def estimate(self, layer, in_type, folding):
-        return estimate_multithreshold(layer, in_type, folding)
+    cost = staticmethod(estimate_multithreshold)
 
     def engine(self, layer, in_type, f):
         single_branch(layer, f)

@@ -162,8 +162,7 @@ class QAMSlicerHardware(ElementwiseHardware):
 
     weight_modes = ("logic",)
 
-    def estimate(self, layer, in_type, folding):
-        return estimate_qam_slicer(layer, in_type, folding)
+    cost = staticmethod(estimate_qam_slicer)
 
     def engine(self, layer, in_type, f):
         if f.simd != 1 or f.branch_folds != 1:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import itertools
 from typing import Callable, TypeVar
 
+from hwgen.hw.kit import single_branch
 from hwgen.hw.resources import LOADED, SERIAL, SPARSE, WEIGHT_MODES, Folding, Resources
 from hwgen.sw.core import ir
 
@@ -75,9 +76,17 @@ class LayerHardware:
     weight_modes : tuple of str
         The vector weight modes its candidates try (``("logic",)`` for a kind without
         weights).
+    cost : callable or None
+        ``cost(layer, in_type, folding) -> Resources``, what :meth:`estimate` returns (set it as
+        a ``staticmethod``), unless the kind overrides :meth:`estimate`.
+    engine_class : type or None
+        The engine :meth:`engine` builds for a kind without branches,
+        ``engine_class(layer, in_type=, pe=, simd=, weights=)``, unless the kind overrides it.
     """
 
     weight_modes: tuple[str, ...] = WEIGHT_MODES
+    cost = None
+    engine_class = None
 
     # --- folding rules ---------------------------------------------------------------------
 
@@ -140,13 +149,20 @@ class LayerHardware:
 
     def estimate(self, layer: ir.Layer, in_type: ir.TensorType, folding: Folding) -> Resources:
         """Analytic iCE40 cost of the engine that ``folding`` selects for ``layer`` on inputs
-        of ``in_type``."""
-        raise NotImplementedError
+        of ``in_type``: the kind's :attr:`cost`."""
+        if self.cost is None:
+            raise NotImplementedError(f"{type(self).__name__} has no cost model")
+        return self.cost(layer, in_type, folding)
 
     def engine(self, layer: ir.Layer, in_type: ir.TensorType, folding: Folding):
         """The engine of ``layer`` on inputs of ``in_type`` under ``folding``: a stream
-        component with ``i_stream``, ``o_stream``, ``latency`` and ``interval``."""
-        raise NotImplementedError
+        component with ``i_stream``, ``o_stream``, ``latency`` and ``interval``; by default the
+        kind's :attr:`engine_class`, after checking that the folding has one branch fold."""
+        if self.engine_class is None:
+            raise NotImplementedError(f"{type(self).__name__} has no engine")
+        single_branch(layer, folding)
+        return self.engine_class(layer, in_type=in_type, pe=folding.pe, simd=folding.simd,
+                                 weights=folding.weights)
 
 
 class ElementwiseHardware(LayerHardware):

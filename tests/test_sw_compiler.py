@@ -164,3 +164,51 @@ def test_gemm_with_bias_and_scaled_bipolar_weights_folds_exactly():
     pre = xs @ f32["w"].T + f32["bias"]
     bn = (pre - f32["mean"]) / np.sqrt(f32["var"] + 1e-3) * f32["gamma"] + f32["beta"]
     assert np.array_equal(golden.run(m, xs), (bn >= 0).astype(np.int64))
+
+
+@pytest.mark.parametrize("in_type", [ir.TensorType("unsigned", 4), ir.TensorType("signed", 3),
+                                     ir.TensorType("bipolar", 1), ir.odd_type(2),
+                                     ir.odd_type(3), ir.pow2_type(3)])
+@pytest.mark.parametrize("codes", [[[1, -1], [-1, 1]], [[3, -1], [1, 5]], [[2, 0], [-4, 1]],
+                                   [[7, 0], [-3, 12]]])
+@pytest.mark.parametrize("integer_weights", [False, True])
+def test_exactly_one_dense_kind_lowers_any_weights(in_type, codes, integer_weights):
+    """The compiler opens the one kind whose ``lowers`` accepts a MatMul's weight states on its
+    input type: the kinds' rules never overlap and leave no gap."""
+    codes = np.array(codes, np.int64)
+    kinds = [k.kind for k in ir.LAYER_KINDS.values()
+             if issubclass(k, ir.MatrixLayer) and k.lowers(in_type, codes, integer_weights)]
+    assert len(kinds) == 1
+    odd = not np.any(codes % 2 == 0)
+    if integer_weights:
+        assert kinds == ["dense_mac"]
+    elif in_type.kind == "pow2" or not odd:
+        assert kinds == ["dense_shift"]
+    elif in_type.is_integer:
+        assert kinds == ["dense_int_binw"]
+    elif in_type.kind == "bipolar" and np.abs(codes).max() == 1:
+        assert kinds == ["dense_binary"]
+    else:
+        assert kinds == ["dense_mbbn"]
+
+
+@pytest.mark.parametrize("in_bits, w, message", [
+    # 2-bit odd states on integer pixels: quantize the input first
+    (4, [[3.0, -1.0], [1.0, 1.0]], "node fc: 2-bit weights need bipolar or odd inputs, not "
+                                   "unsigned (quantize the input first)"),
+])
+def test_a_kind_refuses_weights_it_lowers_but_cannot_hold(in_bits, w, message):
+    q, inits = _quant_in(in_bits)
+    inits.update(w=np.array(w, np.float32).T)
+    nodes = [q, helper.make_node("MatMul", ["xq", "w"], ["logits"], name="fc")]
+    with pytest.raises(CompileError) as e:
+        compile_onnx(_model(nodes, inits, 2, 2))
+    assert str(e.value) == message
+
+
+def test_odd_multibit_weights_on_power_of_two_inputs_are_refused():
+    layer_type = ir.pow2_type(3)
+    codes = np.array([[3, -1], [1, 1]])
+    with pytest.raises(ValueError, match="weights of odd multi-bit states need odd or bipolar "
+                                         "inputs, not pow2"):
+        ir.DenseShift.from_codes("fc", codes, layer_type)
