@@ -124,3 +124,15 @@ def test_output_function_validates_as_the_core_does():
         ternary(0.0)
     with pytest.raises(ValueError, match="n_bits >= 2"):
         power_of_two(1)
+
+
+@pytest.mark.parametrize("family", DEMO_FAMILIES)
+def test_a_demo_network_is_the_same_to_the_bit_for_the_same_seed(tmp_path, family):
+    runs = []
+    for i in range(2):
+        torch.manual_seed(1234 + i)          # whatever ran before must not matter
+        net, pred, _, _ = demo.train_family(family, hidden=(8,), epochs=1, seed=3,
+                                            log=lambda *a: None)
+        export_onnx(net, tmp_path / f"{i}.onnx")
+        runs.append(((tmp_path / f"{i}.onnx").read_bytes(), pred.tolist()))
+    assert runs[0] == runs[1]

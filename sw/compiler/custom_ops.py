@@ -9,28 +9,37 @@ import numpy as np
 from hwgen.sw.core import ir
 
 from .dense import OpenDense
-from .graph import SNAP, CompileError, Graph, attr, node_name
+from .exact import exact, is_rational, sign
+from .graph import CompileError, Graph, attr, node_name
 from .quantized import Quantized
 
 __all__ = ["integers", "sum_and_max", "qam_slicer"]
 
 
-def integers(v: np.ndarray, step: float, what: str, node) -> np.ndarray:
-    """``v / step`` as int64, or a CompileError when some value is off the grid."""
-    r = v / step
-    codes = np.round(r)
-    if np.any(np.abs(r - codes) > SNAP * np.maximum(1, np.abs(r))):
+def integers(v: np.ndarray, step, what: str, node) -> np.ndarray:
+    """``v / step`` as int64 (``step`` exact), or a CompileError when some value is not exactly
+    on the grid."""
+    values, where = np.unique(v, return_inverse=True)
+    codes = [exact(u) / step for u in values]
+    if not all(is_rational(c) and c.denominator == 1 for c in codes):
         raise CompileError(f"node {node_name(node)}: {what} is not a multiple of the input "
-                           f"step {step:g}, so x + w is no integer add")
-    return codes.astype(np.int64)
+                           f"step {float(step):g}, so x + w is no integer add")
+    return np.array([int(c) for c in codes], np.int64)[where.reshape(v.shape)]
+
+
+def _one_step(x: Quantized, name: str):
+    """The one positive scale of an integer tensor with no offset, or a CompileError."""
+    step = x.one_scale()
+    if step is None or sign(step) <= 0 or any(sign(v) != 0 for v in x.beta) or \
+            not is_rational(step):
+        raise CompileError(f"node {name}: its input needs one positive scale and no offset")
+    return step
 
 
 def sum_and_max(node, g: Graph, x: Quantized) -> ir.SAMLayer:
     """The ``sam`` layer of a ``SumAndMax`` node on integers of one scale (module docs)."""
     name = node_name(node)
-    step = x.alpha[0]
-    if not np.all(x.alpha == step) or step <= 0 or np.any(x.beta != 0):
-        raise CompileError(f"node {name}: its input needs one positive scale and no offset")
+    step = _one_step(x, name)
     w, fill = g.const(node, 1), g.const(node, 2)
     reduces = [r.decode() if isinstance(r, bytes) else r for r in attr(node, "reduces", [])]
     signs = list(attr(node, "signs", []))
@@ -63,16 +72,15 @@ def qam_slicer(node, g: Graph, x: Quantized | None, open_dense: OpenDense | None
     order, delta = int(attr(node, "order", 0)), float(attr(node, "delta", 1.0))
     if open_dense is not None:
         a = open_dense.a
-        if not open_dense.layer.has_bias or not (np.all(a == a[0]) and a[0] > 0):
+        if not open_dense.layer.has_bias or not all(v == a[0] for v in a) or \
+                sign(a[0]) <= 0 or not is_rational(a[0]):
             raise CompileError(f"node {name}: a QAMSlicer can follow a layer of Quant weights "
                                "with one positive scale, or an integer tensor")
         layers.append(open_dense.close_at_output())
         in_type = layers[-1].acc_type(open_dense.in_type)
         n, step = len(a), a[0]
     elif x is not None and x.type.is_integer:
-        n, step = x.n, x.alpha[0]
-        if not np.all(x.alpha == step) or step <= 0 or np.any(x.beta != 0):
-            raise CompileError(f"node {name}: its input needs one positive scale and no offset")
+        n, step = x.n, _one_step(x, name)
         in_type = x.type
     else:
         raise CompileError(f"node {name}: QAMSlicer must follow an integer tensor or a layer "
@@ -84,4 +92,4 @@ def qam_slicer(node, g: Graph, x: Quantized | None, open_dense: OpenDense | None
         layer = ir.QAMSlicer.for_grid(name, n // 2, order, delta, step, output="value")
     except ValueError as e:             # its message starts with the node's name
         raise CompileError(f"node {e}") from None
-    return layer, Quantized(layer.out_type(in_type), n, delta / (layer.levels - 1))
+    return layer, Quantized(layer.out_type(in_type), n, exact(delta) / (layer.levels - 1))

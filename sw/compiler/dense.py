@@ -5,12 +5,15 @@ states on its input type (:meth:`hwgen.sw.core.ir.MatrixLayer.lowers`), and its 
 from __future__ import annotations
 
 import dataclasses
+import math
+from fractions import Fraction
 
 import numpy as np
 
 from hwgen.sw.core import ir
 
-from .graph import SNAP, CompileError, Graph, attr, node_name
+from .exact import exact, exact_array, is_rational, sign
+from .graph import CompileError, Graph, attr, node_name
 from .quantized import Activation, Quantized, apply_affine
 
 __all__ = ["OpenDense", "read_weights", "quant_weight", "oriented"]
@@ -34,7 +37,8 @@ class OpenDense:
             lm = (1 << x.type.digits) - 1
             x = Quantized(ir.TensorType("unsigned", x.type.digits), x.n, 2 * x.alpha,
                           x.beta - x.alpha * lm)
-        if not np.allclose(x.alpha, x.alpha[0], rtol=1e-12, atol=0) or x.alpha[0] == 0:
+        alpha = x.one_scale()
+        if alpha is None or sign(alpha) == 0:
             raise CompileError(f"node {name}: its input has a different scale per element, "
                                "which no integer dot product can carry")
         self.name, self.in_type = name, x.type
@@ -47,9 +51,9 @@ class OpenDense:
             self.layer = kinds[0].from_codes(name, codes, x.type)
         except ValueError as e:
             raise CompileError(f"node {name}: {e}") from None
-        ws = np.broadcast_to(np.asarray(scale, np.float64), (codes.shape[0],))
-        offset = ws * (codes.astype(np.float64) @ x.beta)
-        self.a, self.b = self.layer.float_tail(x.alpha[0], ws, offset)
+        ws = np.broadcast_to(np.asarray(scale, object), (codes.shape[0],))
+        offset = ws * weighted_sum(codes, x.beta)
+        self.a, self.b = self.layer.float_tail(alpha, ws, offset)
 
     def affine(self, node, g: Graph) -> None:
         self.a, self.b = apply_affine(node, g, self.a, self.b)
@@ -72,14 +76,16 @@ class OpenDense:
 
     def close_at_output(self) -> ir.Layer:
         a, b = self.a, self.b
-        if self.layer.has_bias and np.all(a == a[0]) and a[0] > 0:
+        one_scale = all(v == a[0] for v in a) and sign(a[0]) > 0
+        if self.layer.has_bias and one_scale:
             # the per-class offset becomes the layer's integer bias
-            bias = b / a[0]
-            if np.any(np.abs(bias - np.round(bias)) > SNAP * np.maximum(1, np.abs(bias))):
+            bias = [v / a[0] for v in b]
+            if not all(is_rational(v) and v.denominator == 1 for v in bias):
                 raise CompileError(f"layer {self.name}: its bias is not an integer number of "
                                    "accumulator steps, so it has no exact integer form")
-            return dataclasses.replace(self.layer, bias=np.round(bias).astype(np.int64))
-        if not (np.all(a == a[0]) and a[0] > 0 and np.all(b == b[0])):
+            return dataclasses.replace(self.layer, bias=np.array([int(v) for v in bias],
+                                                                  np.int64))
+        if not (one_scale and all(v == b[0] for v in b)):
             raise CompileError(f"layer {self.name}: the output's per-class scale or offset is "
                                "not one positive constant, so its argmax has no exact integer form")
         return self.layer
@@ -102,14 +108,8 @@ def read_weights(node, g: Graph) -> tuple[np.ndarray, np.ndarray, bool]:
         codes = np.where(w >= 0, 1, -1)  # sign(0) = +1
     elif name in g.inits:
         w = g.inits[name]
-        mags = np.abs(w)
-        scale = mags[mags > 0].min() if np.any(mags > 0) else 0.0
-        r = w / scale if scale > 0 else np.zeros_like(w)
-        codes = np.round(r).astype(np.int64)
-        exact = scale > 0 and not np.any(np.abs(r - codes) > 1e-6 * np.maximum(1, np.abs(r)))
-        odd = exact and not np.any(codes % 2 == 0) and np.abs(codes).max() <= 255
-        pow2 = exact and ir.is_pow2_weight(codes).all() and np.abs(codes).max() <= 1 << 15
-        if not (odd or pow2):
+        codes, scale = scaled_states(w)
+        if codes is None:
             shown = ", ".join(f"{v:g}" for v in np.unique(w)[:4])
             raise CompileError(f"node {node_name(node)}: weight {name} is not binary nor a "
                                f"scaled matrix of odd states or of 0 and powers of two (values "
@@ -119,6 +119,47 @@ def read_weights(node, g: Graph) -> tuple[np.ndarray, np.ndarray, bool]:
         raise CompileError(f"node {node_name(node)}: weight {name} must be a constant, or "
                            "BipolarQuant or Quant of a constant")
     return oriented(node, name, codes, scale) + (False,)
+
+
+# the largest odd state (K = 8 bits) and power-of-two weight (2^15) a plain initializer may hold
+MAX_ODD, MAX_POW2 = 255, 1 << 15
+
+
+def scaled_states(w: np.ndarray) -> tuple[np.ndarray | None, Fraction]:
+    """``(codes, s)`` with ``w == s * codes`` exactly, the codes all odd (``|c| <= 255``) or all
+    0 and ``+-2^e`` (``|c| <= 2^15``), s the largest such scale (the greatest common divisor of
+    the magnitudes, a binary fraction); ``(None, s)`` when no scale makes them so. An all-zero
+    matrix is zeros at scale 1."""
+    mags = np.unique(np.abs(w[w != 0]))
+    if mags.size == 0:
+        return np.zeros(w.shape, np.int64), Fraction(1)
+    if mags.size > MAX_ODD:                     # more magnitudes than any such matrix has
+        return None, Fraction(0)
+    fr = [Fraction(float(v)) for v in mags]
+    den = max(f.denominator for f in fr)        # powers of two: the largest is a multiple
+    scale = Fraction(math.gcd(*(f.numerator * (den // f.denominator) for f in fr)), den)
+    ints = [int(f / scale) for f in fr]
+    odd = all(c % 2 == 1 for c in ints) and ints[-1] <= MAX_ODD
+    pow2 = all(c & (c - 1) == 0 for c in ints) and ints[-1] <= MAX_POW2
+    if not (odd or pow2):
+        return None, scale
+    states = np.array(ints, np.int64)
+    codes = np.sign(w).astype(np.int64) * states[np.searchsorted(mags, np.abs(w))]
+    return np.where(w == 0, 0, codes), scale
+
+
+def weighted_sum(codes: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """``codes @ beta`` exactly for integer ``codes`` (out, in) and exact numbers ``beta`` (in,),
+    one integer column sum per distinct value of beta."""
+    out = np.empty(codes.shape[0], object)
+    out[:] = [Fraction(0)] * codes.shape[0]
+    columns: dict = {}
+    for i, v in enumerate(beta):
+        columns.setdefault(v, []).append(i)
+    for v, idx in columns.items():
+        if sign(v) != 0:
+            out = out + codes[:, idx].sum(axis=1).astype(object) * v
+    return out
 
 
 def quant_weight(src, g: Graph) -> tuple[np.ndarray, np.ndarray]:
@@ -140,13 +181,24 @@ def quant_weight(src, g: Graph) -> tuple[np.ndarray, np.ndarray]:
     mode = mode.decode() if isinstance(mode, bytes) else mode
     if mode != "ROUND":
         raise CompileError(f"node {name}: weight rounding mode {mode} is not supported (ROUND)")
-    return np.clip(np.round(w / scale), lo, hi).astype(np.int64), scale
+    return np.clip(round_half_even(w, scale), lo, hi), scale
+
+
+def round_half_even(w: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``round(w / scale)`` exactly, ties to even: the float quotient where it is far from a
+    tie, the exact one where it might be one."""
+    scale = np.broadcast_to(scale, w.shape)
+    q = w / scale
+    codes = np.round(q)
+    for i in zip(*np.nonzero(np.abs(np.abs(q - np.trunc(q)) - 0.5) < 1e-6)):
+        codes[i] = round(Fraction(float(w[i])) / Fraction(float(scale[i])))
+    return codes.astype(np.int64)
 
 
 def oriented(node, name: str, codes: np.ndarray, scale) -> tuple[np.ndarray, np.ndarray]:
     """Codes as (out, in) for a MatMul/Gemm and the scale per output."""
-    scale = np.asarray(scale, np.float64).reshape(-1)
-    if np.any(scale <= 0):
+    scale = exact_array(np.asarray(scale, np.float64).reshape(-1))
+    if any(v <= 0 for v in scale):
         raise CompileError(f"node {node_name(node)}: weight scale must be positive")
     if node.op_type == "MatMul":
         codes = codes.T
@@ -155,7 +207,7 @@ def oriented(node, name: str, codes: np.ndarray, scale) -> tuple[np.ndarray, np.
             raise CompileError(f"node {node_name(node)}: Gemm with transA is not supported")
         if not attr(node, "transB", 0):
             codes = codes.T
-        scale = scale * float(attr(node, "alpha", 1.0))
+        scale = scale * exact(attr(node, "alpha", 1.0))
     if codes.ndim != 2:
         raise CompileError(f"node {node_name(node)}: weight {name} must be a matrix")
     if scale.size not in (1, codes.shape[0]):

@@ -1,61 +1,75 @@
-"""Quantized tensors and activations: every float tensor tracked exactly (float64) as an affine
-map of integer codes, and each activation ``Quant`` / ``BipolarQuant`` / ``PowerOfTwoQuant``
-turned into exact integer levels of the accumulator it follows, ties included."""
+"""Quantized tensors and activations: every float tensor tracked exactly (rationals, and the
+surds of a batch norm: :mod:`~hwgen.sw.compiler.exact`) as an affine map of integer codes, and
+each activation ``Quant`` / ``BipolarQuant`` / ``PowerOfTwoQuant`` turned into exact integer
+levels of the accumulator it follows, ties included."""
 
 from __future__ import annotations
+
+import math
+from fractions import Fraction
 
 import numpy as np
 
 from hwgen.sw.core import ir
 from hwgen.sw.core.levels import power_of_two_levels
 
-from .graph import SNAP, CompileError, Graph, attr, bit_width, node_name
+from .exact import NotExact, exact, exact_array, inv_sqrt, sign
+from .graph import CompileError, Graph, attr, bit_width, node_name
 
 __all__ = ["levels_to_thresholds", "ROUNDING", "quant_bounds", "Activation", "Quantized",
            "apply_affine"]
 
 
 def levels_to_thresholds(a, b, bounds, lo: int, hi: int):
-    """Integer levels of ``z = a * acc + b`` (per channel) against float bounds.
+    """Integer levels of ``z = a * acc + b`` (per channel, exact numbers of
+    :mod:`~hwgen.sw.compiler.exact`) against exact bounds.
 
     ``bounds`` lists ``(c, strict)`` per level: the level is passed when ``z >= c`` (``z > c``
     when strict); c may be per channel. Returns (t of shape (n, L), flip) in the convention
-    of :class:`hwgen.sw.core.ir.MultiThreshold`, clamped to ``[lo - 1, hi + 1]``.
+    of :class:`hwgen.sw.core.ir.MultiThreshold`, clamped to ``[lo - 1, hi + 1]``. Every
+    threshold is exact: an accumulator whose ``z`` equals ``c`` passes unless ``strict``.
     """
-    n = a.shape[0]
+    n = len(a)
     t = np.empty((n, len(bounds)), np.int64)
     for k, (c, strict) in enumerate(bounds):
-        c = np.broadcast_to(np.asarray(c, np.float64), (n,))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = (c - b) / a
-            near = np.round(r)
-            r = np.where(np.abs(r - near) <= SNAP * np.maximum(1.0, np.abs(r)), near, r)
-        if strict:
-            up, down = np.floor(r) + 1, np.ceil(r) - 1
-            always = b > c
-        else:
-            up, down = np.ceil(r), np.floor(r)
-            always = b >= c
-        col = np.where(a > 0, up, down)
-        col = np.where(a == 0, np.where(always, lo, hi + 1), col)
-        t[:, k] = np.clip(np.nan_to_num(col, posinf=hi + 1, neginf=lo - 1), lo - 1, hi + 1)
-    return t, a < 0
+        c = np.broadcast_to(np.asarray(c, object), (n,))
+        for j in range(n):
+            t[j, k] = _level(a[j], b[j], c[j], strict, lo, hi)
+    return t, np.array([sign(v) < 0 for v in a], bool)
+
+
+def _level(a, b, c, strict: bool, lo: int, hi: int) -> int:
+    """The threshold of one channel and level (see :func:`levels_to_thresholds`)."""
+    if sign(a) == 0:                     # a constant channel: always or never passes
+        passes = b > c if strict else b >= c
+        return lo if passes else hi + 1
+    r = (c - b) / a                      # the accumulator at which z = c
+    if r > hi + 2:
+        r = Fraction(hi + 2)
+    elif r < lo - 2:
+        r = Fraction(lo - 2)
+    if sign(a) > 0:                      # passes for acc >= t
+        t = math.floor(r) + 1 if strict else math.ceil(r)
+    else:                                # passes for acc <= t
+        t = math.ceil(r) - 1 if strict else math.floor(r)
+    return min(max(t, lo - 1), hi + 1)
 
 
 ROUNDING = ("FLOOR", "CEIL", "ROUND", "HALF_EVEN", "HALF_UP", "HALF_DOWN")
 
 
-def quant_bounds(j: int, mode: str) -> tuple[float, bool]:
+def quant_bounds(j: int, mode: str) -> tuple[Fraction, bool]:
     """``R(y) >= j`` as ``y >= c`` (or ``y > c`` when strict) for the rounding function R."""
+    half = Fraction(2 * j - 1, 2)
     if mode == "FLOOR":
-        return j, False
+        return Fraction(j), False
     if mode == "CEIL":
-        return j - 1, True
+        return Fraction(j - 1), True
     if mode in ("ROUND", "HALF_EVEN"):          # a tie j - 1/2 goes to the even neighbour
-        return j - 0.5, j % 2 != 0
+        return half, j % 2 != 0
     if mode == "HALF_UP":                       # ties away from zero
-        return j - 0.5, j - 0.5 < 0
-    return j - 0.5, j - 0.5 > 0                 # HALF_DOWN: ties towards zero
+        return half, half < 0
+    return half, half > 0                       # HALF_DOWN: ties towards zero
 
 
 class Activation:
@@ -71,8 +85,8 @@ class Activation:
             if s.size != 1 or s.item() <= 0:
                 raise CompileError(f"node {name}: activation BipolarQuant needs one positive scale")
             self.out = ir.TensorType("bipolar", 1)
-            self.bounds = [(0.0, False)]          # sign(0) = +1
-            self.alpha, self.beta = s.item(), 0.0
+            self.bounds = [(Fraction(0), False)]          # sign(0) = +1
+            self.alpha, self.beta = exact(s.item()), Fraction(0)
             return
         s, z0, bits = (g.const(node, i) for i in range(1, 4))
         if s.size != 1 or z0.size != 1 or bits.size != 1 or s.item() <= 0:
@@ -86,7 +100,7 @@ class Activation:
         if mode.upper() not in ROUNDING:
             raise CompileError(f"node {name}: rounding mode {mode} is not one of "
                                f"{', '.join(ROUNDING)}")
-        s, z0 = s.item(), z0.item()
+        s, z0 = exact(s.item()), exact(z0.item())
         qmin = -(1 << (n - 1)) if attr(node, "signed", 1) else 0
         levels = (1 << n) - 1
         # code c = R(clamp(z / s + z0)) - qmin in 0..L, passing level k iff R(.) >= qmin + k
@@ -96,7 +110,7 @@ class Activation:
             self.bounds.append((s * (c - z0), strict))
         self.out = ir.odd_type(n)
         # value (c + qmin - z0) s with c = (v + L) / 2, v the odd state
-        self.alpha, self.beta = s / 2, s * (levels / 2 + qmin - z0)
+        self.alpha, self.beta = s / 2, s * (Fraction(levels, 2) + qmin - z0)
 
     def _power_of_two(self, node, g: Graph) -> None:
         """``scale * h_n(z / scale)``, eq. 22's levels (the ``PowerOfTwoQuant`` of
@@ -109,8 +123,9 @@ class Activation:
         if not isinstance(n, int) or not 2 <= n <= 6:
             raise CompileError(f"node {name}: PowerOfTwoQuant bits must be an integer from 2 "
                                f"to 6, not {n!r}")
-        s = s.item()
-        theta = power_of_two_levels(n).thresholds           # magnitudes' midpoints, ascending
+        s = exact(s.item())
+        # magnitudes' midpoints, ascending (sums of powers of two: exact binary fractions)
+        theta = [exact(v) for v in power_of_two_levels(n).thresholds]
         q = len(theta)
         # code c passes level k <= q (a non-positive level) iff z/s >= -theta_(q-k+1): a value
         # on a threshold goes to the smaller magnitude, i.e. up on the negative side; level
@@ -119,7 +134,7 @@ class Activation:
                       [(s * theta[k - 1], True) for k in range(1, q + 1)]
         self.out = ir.pow2_type(n)
         # the code's value v is the level times 2^(q-1)
-        self.alpha, self.beta = s / (1 << (q - 1)), 0.0
+        self.alpha, self.beta = s / (1 << (q - 1)), Fraction(0)
 
     def multithreshold(self, a, b, lo, hi) -> ir.MultiThreshold:
         t, flip = levels_to_thresholds(a, b, self.bounds, lo, hi)
@@ -127,32 +142,67 @@ class Activation:
 
 
 class Quantized:
-    """A quantized tensor: codes of ``type`` whose float value is ``alpha * v + beta``."""
+    """A quantized tensor: codes of ``type`` whose float value is ``alpha * v + beta``, both
+    exact per element (object arrays of :mod:`~hwgen.sw.compiler.exact` numbers)."""
 
-    def __init__(self, t: ir.TensorType, n: int, alpha=1.0, beta=0.0):
+    def __init__(self, t: ir.TensorType, n: int, alpha=1, beta=0):
         self.type, self.n = t, n
-        self.alpha = np.broadcast_to(np.asarray(alpha, np.float64), (n,)).copy()
-        self.beta = np.broadcast_to(np.asarray(beta, np.float64), (n,)).copy()
+        self.alpha = _per_channel(alpha, n)
+        self.beta = _per_channel(beta, n)
 
     def affine(self, node, g: Graph) -> None:
         self.alpha, self.beta = apply_affine(node, g, self.alpha, self.beta)
 
+    def one_scale(self):
+        """The one scale of every element, or None when the scales differ."""
+        first = self.alpha[0]
+        return first if all(v == first for v in self.alpha) else None
+
+
+def _per_channel(v, n: int) -> np.ndarray:
+    v = np.asarray(v, object)
+    if v.ndim == 0:
+        out = np.empty(n, object)
+        out[:] = [exact(v.item())] * n
+        return out
+    return exact_array(np.broadcast_to(v, (n,)))
+
 
 def apply_affine(node, g: Graph, a: np.ndarray, b: np.ndarray):
-    """``a * x + b`` after one BatchNormalization / Mul / Div / Add / Sub by constants."""
+    """``a * x + b`` after one BatchNormalization / Mul / Div / Add / Sub by constants, exactly
+    (object arrays in, object arrays out)."""
+    try:
+        return _affine(node, g, a, b)
+    except NotExact as e:
+        raise CompileError(f"node {node_name(node)}: {e}") from None
+
+
+def _affine(node, g: Graph, a: np.ndarray, b: np.ndarray):
     op = node.op_type
+    n = a.shape[0]
+
+    def per_channel(i: int) -> np.ndarray:
+        c = g.const(node, i)
+        if c.size not in (1, n):
+            raise CompileError(f"node {node_name(node)}: constant of shape {c.shape} does not "
+                               f"broadcast over {n} channels")
+        return exact_array(np.broadcast_to(c.reshape(-1), (n,)))
+
     if op == "BatchNormalization":
-        gamma, beta, mean, var = (g.const(node, i) for i in range(1, 5))
-        k = gamma / np.sqrt(var + float(attr(node, "epsilon", 1e-5)))
+        gamma, beta, mean, var = (per_channel(i) for i in range(1, 5))
+        eps = exact(attr(node, "epsilon", 1e-5))
+        if any(v + eps <= 0 for v in var):
+            raise CompileError(f"node {node_name(node)}: running variance + epsilon must be "
+                               "positive")
+        k = np.empty(n, object)
+        k[:] = [gm * inv_sqrt(v + eps) for gm, v in zip(gamma, var)]
         return a * k, (b - mean) * k + beta
-    c = g.const(node, 1)
-    if c.size not in (1, a.size):
-        raise CompileError(f"node {node_name(node)}: constant of shape {c.shape} does not "
-                           f"broadcast over {a.size} channels")
-    c = np.broadcast_to(c.reshape(-1), a.shape)
+    c = per_channel(1)
     if op == "Mul":
         return a * c, b * c
     if op == "Div":
+        if any(sign(v) == 0 for v in c):
+            raise CompileError(f"node {node_name(node)}: division by zero")
         return a / c, b / c
     if op == "Add":
         return a, b + c

@@ -71,7 +71,7 @@ class QAMSlicer(Layer):
         level, as the float model's ``x >= b_i`` does)."""
         if order not in QAM_ORDERS:
             raise ValueError(f"{name}: QAM order must be one of {QAM_ORDERS}, not {order!r}")
-        d, s = Fraction(float(delta)), Fraction(float(scale))
+        d, s = Fraction(delta), Fraction(scale)      # a float is the binary fraction it is
         if d <= 0 or s <= 0:
             raise ValueError(f"{name}: delta and scale must be positive, not {delta}, {scale}")
         m = math.isqrt(order)
