@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 import onnx
@@ -14,6 +15,7 @@ from hwgen.sw.core.onnx_ops import HWGEN_DOMAIN
 
 from .custom_ops import qam_slicer, sum_and_max
 from .dense import OpenDense, read_weights
+from .exact import exact, exact_array
 from .graph import CompileError, Graph, attr, bit_width, load_onnx, node_name
 from .quantized import Activation, Quantized
 
@@ -46,8 +48,12 @@ def _matmul(w: Walk, node) -> None:
                            f"tensor {w.quantized.n} elements")
     w.open_dense = OpenDense(node, w.quantized, codes, scale, integer_weights)
     if node.op_type == "Gemm" and len(node.input) > 2 and node.input[2]:
-        w.open_dense.b = w.open_dense.b + float(attr(node, "beta", 1.0)) * \
-            np.broadcast_to(w.g.const(node, 2).reshape(-1), w.open_dense.b.shape)
+        bias = w.g.const(node, 2).reshape(-1)
+        if bias.size not in (1, w.open_dense.b.size):
+            raise CompileError(f"node {name}: bias of {bias.size} entries for "
+                               f"{w.open_dense.b.size} outputs")
+        w.open_dense.b = w.open_dense.b + exact(attr(node, "beta", 1.0)) * \
+            exact_array(np.broadcast_to(bias, w.open_dense.b.shape))
     w.quantized = None
 
 
@@ -114,7 +120,7 @@ OPS: dict[tuple[str, str | None], Callable[[Walk, object], None]] = {
 """The handler of each op, keyed on (op type, domain); a domain of None takes any domain."""
 
 
-def input_type(node, g: Graph) -> tuple[ir.TensorType, float]:
+def input_type(node, g: Graph) -> tuple[ir.TensorType, Fraction]:
     """The input codes' type and the float value of one step."""
     scale, zero, bits = (g.const(node, i) for i in range(1, 4))
     if scale.size != 1 or not scale.item() > 0 or zero.size != 1 or zero.item() != 0:
@@ -122,7 +128,7 @@ def input_type(node, g: Graph) -> tuple[ir.TensorType, float]:
                            "scale and zero point 0 (integer inputs)")
     nbits = bit_width(node, bits, "input bit width", " (one UART byte per element)")
     return ir.TensorType("signed" if attr(node, "signed", 1) else "unsigned", nbits), \
-        float(scale.item())
+        exact(scale.item())
 
 
 def compile_onnx(source) -> ir.Model:
@@ -154,9 +160,9 @@ def compile_onnx(source) -> ir.Model:
     layers = w.layers
     if w.open_dense is not None:
         # a classifier's logits: the hardware emits the class, the argmax of the accumulators
+        # (a one-class model's class is always 0, as torch.argmax says)
         layers.append(w.open_dense.close_at_output())
-        if layers[-1].n_out > 1:
-            layers.append(ir.ArgMax(name="argmax", n=layers[-1].n_out))
+        layers.append(ir.ArgMax(name="argmax", n=layers[-1].n_out))
     elif not layers:
         raise CompileError("the graph holds no layer")
     integer_codes_for_integer_weights(layers)
