@@ -12,10 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper
 
+from hwgen.build import build
 from hwgen.sw.compiler import compile_onnx
 from hwgen.sw.compiler.dense import scaled_states
 from hwgen.sw.compiler.exact import NotExact, Surd, exact, inv_sqrt, sign
 from hwgen.sw.core import golden
+from hwgen.sw.core.onnx_ops import QONNX_DOMAIN
 from hwgen.sw.families.export import export_onnx
 from hwgen.sw.families.mbbn.layers import QuantMLP
 from hwgen.sw.families.shift.aqe import MINWMLP, STE
@@ -69,7 +71,6 @@ def _floor_chain(factors, bits=8):
         inits[f"f{i}"] = f
         nodes.append(helper.make_node("Mul", [x, f"f{i}"], [f"m{i}"], name=f"mul{i}"))
         x = f"m{i}"
-    from hwgen.sw.core.onnx_ops import QONNX_DOMAIN
     nodes.append(helper.make_node("Quant", [x, "one", "zero", "bits"], ["y"], name="floor",
                                   domain=QONNX_DOMAIN, signed=0, narrow=0,
                                   rounding_mode="FLOOR"))
@@ -89,7 +90,6 @@ def test_a_threshold_1e_14_above_an_integer_is_not_snapped_onto_it():
 def _bn_sign(gamma, beta, mean, var, eps=1e-5):
     """Input codes 0..15 -> identity (a shift layer) -> BatchNormalization -> BipolarQuant."""
     q, inits = _quant_in(4)
-    from hwgen.sw.core.onnx_ops import QONNX_DOMAIN
     inits.update(w=np.eye(1), gamma=[gamma], beta=[beta], mean=[mean], var=[var])
     nodes = [q, helper.make_node("MatMul", ["xq", "w"], ["mm"], name="fc"),
              helper.make_node("BatchNormalization", ["mm", "gamma", "beta", "mean", "var"],
@@ -168,3 +168,15 @@ def test_a_one_class_model_outputs_class_zero():
     assert model.layers[-1].kind == "argmax" and model.types()[-1].bits <= 8
     x = np.random.default_rng(0).integers(0, 8, (50, 3))
     assert golden.run(model, x).tolist() == [[0]] * 50
+
+
+@pytest.mark.rtl
+def test_a_one_class_model_outputs_class_zero_on_the_rtl(tmp_path):
+    q, inits = _quant_in(3)
+    inits["w"] = np.array([[1.0], [-1.0], [1.0]])
+    m = _model([q, helper.make_node("MatMul", ["xq", "w"], ["y"], name="fc")], inits, 3, 1)
+    (tmp_path / "m.onnx").write_bytes(m.SerializeToString())
+    result = build(tmp_path / "m.onnx", out=tmp_path / "out", n_random=300, synth=False,
+                   log=lambda *a: None)
+    assert result.verify_summary.startswith("300/300 vectors matched")
+    assert np.load(tmp_path / "out" / "vectors.npz")["expected"].tolist() == [[0]] * 300
