@@ -1,7 +1,12 @@
 """ONNX (QONNX op vocabulary) -> hwgen layer IR.
 
 The graph must be a chain from one quantized input to one output. The compiler walks it once,
-tracking every float tensor exactly (float64) as an affine map of integers:
+tracking every float tensor exactly as an affine map of integers. Exactly means in real
+numbers: every float constant is the binary fraction it is, maps compose as rationals, and a
+batch norm's ``1 / sqrt(var + eps)`` is kept as a surd (:mod:`~hwgen.sw.compiler.exact`), so
+each threshold is the integer at which the real-valued graph crosses its quantizer's boundary,
+an input exactly on a boundary going where the rounding mode sends it. (A float evaluation of
+the same graph, PyTorch's included, can decide such a tie the other way.)
 
 * ``Quant`` on the graph input (zero point 0) gives the input's integer type; its scale is the
   float value of one input step (1 for integer samples).
@@ -9,11 +14,13 @@ tracking every float tensor exactly (float64) as an affine map of integers:
   IR value of its codes (the integer, or the odd state of bipolar/odd codes, see
   :mod:`hwgen.sw.core.ir`); ``Mul``, ``Div``, ``Add``, ``Sub`` by constants update the map.
 * ``MatMul`` / ``Gemm`` whose weight is a scaled matrix of odd integers (``BipolarQuant`` of an
-  initializer, or an initializer equal to ``s * c`` with ``c`` odd, ``|c| <= 2^K - 1``) opens a
+  initializer, or an initializer exactly equal to ``s * c`` with ``c`` odd, ``|c| <= 2^K - 1``,
+  ``s`` the greatest common divisor of the magnitudes, so no state need be +-1) opens a
   dense layer: ``dense_int_binw`` on integer inputs (K = 1), ``dense_binary`` (xnor-popcount)
   on bipolar inputs (K = 1), and ``dense_mbbn`` (multi-branch, seed 003 eq. 8) on odd inputs
   or K > 1. A weight equal to ``s * c`` with every ``c`` 0 or ``+-2^e`` (and some ``c`` even or
-  0), or any weight on power-of-two inputs, opens a ``dense_shift`` layer (seed 004): a
+  0; an all-zero matrix is zeros at scale 1), or any weight on power-of-two inputs, opens a
+  ``dense_shift`` layer (seed 004): a
   shift-accumulate of the input values. A weight that is a QONNX ``Quant`` (zero point 0) of
   an initializer opens a ``dense_mac`` layer (integer multiply-accumulate) on integer inputs,
   its codes being the Quant's rounded, clamped integers; after an activation ``Quant`` it
@@ -43,8 +50,8 @@ tracking every float tensor exactly (float64) as an affine map of integers:
 * At the graph output, a layer with a bias (``dense_mac``) takes the per-class offset as its
   integer bias (offset / scale must be integers). For the other kinds, an affine map that is the
   same positive scale and offset for every channel cannot change the argmax, so the layer emits
-  its accumulator and an ``argmax`` layer is appended; any other map is refused, since no
-  integer layer could represent it exactly.
+  its accumulator and an ``argmax`` layer is appended (for one class too: its class is always
+  0); any other map is refused, since no integer layer could represent it exactly.
 
 Every refusal is a :class:`CompileError` whose message names the offending node.
 
