@@ -15,6 +15,7 @@ from onnx import helper
 from hwgen.build import build
 from hwgen.sw.compiler import compile_onnx
 from hwgen.sw.compiler.dense import scaled_states
+from hwgen.sw.compiler.quantized import levels_to_thresholds
 from hwgen.sw.compiler.exact import NotExact, Surd, exact, inv_sqrt, sign
 from hwgen.sw.core import golden
 from hwgen.sw.core.onnx_ops import QONNX_DOMAIN
@@ -180,3 +181,30 @@ def test_a_one_class_model_outputs_class_zero_on_the_rtl(tmp_path):
                    log=lambda *a: None)
     assert result.verify_summary.startswith("300/300 vectors matched")
     assert np.load(tmp_path / "out" / "vectors.npz")["expected"].tolist() == [[0]] * 300
+
+
+def _channel(data, surd: bool):
+    """(a, b, c): the map a acc + b against a rational bound c, built to land at, or within a
+    hair of, an integer accumulator m (exact ties, and near-ties no float can resolve)."""
+    d = data.draw(radicands) if surd else Fraction(1)
+    a = data.draw(st.fractions(min_value=-50, max_value=50, max_denominator=1000)
+                  .filter(lambda v: v != 0)) * (inv_sqrt(d) * d if surd else 1)
+    m = data.draw(st.integers(-40, 40))
+    c = data.draw(st.fractions(min_value=-100, max_value=100, max_denominator=64))
+    hair = data.draw(st.sampled_from([0, Fraction(1, 2 ** 60), -Fraction(1, 2 ** 60),
+                                      Fraction(1, 3), Fraction(7, 2)]))
+    return a, c - a * m + hair, c
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.data(), st.booleans(), st.booleans())
+def test_thresholds_are_exact_at_and_next_to_ties(data, surd, strict):
+    chans = [_channel(data, surd) for _ in range(6)]
+    a, b, c = (np.array([ch[i] for ch in chans] + [None], object)[:-1] for i in range(3))
+    t, flip = levels_to_thresholds(a, b, [(c, strict)], -30, 30)
+    assert flip.tolist() == [sign(v) < 0 for v in a]
+    for j, (aj, bj, cj) in enumerate(chans):
+        for acc in range(-30, 31):          # every accumulator, decided exactly
+            z = aj * acc + bj
+            passes = z > cj if strict else z >= cj
+            assert passes == (acc <= t[j, 0] if flip[j] else acc >= t[j, 0]), (j, acc)

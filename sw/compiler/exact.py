@@ -19,7 +19,8 @@ from numbers import Rational
 
 import numpy as np
 
-__all__ = ["NotExact", "Surd", "exact", "exact_array", "inv_sqrt", "is_rational", "sign"]
+__all__ = ["NotExact", "Surd", "exact", "exact_array", "inv_sqrt", "is_rational", "magnitude",
+           "sign", "to_float"]
 
 
 class NotExact(ValueError):
@@ -66,6 +67,22 @@ def inv_sqrt(v) -> Fraction | Surd:
         raise NotExact(f"1/sqrt of {float(v):g}: needs a positive rational")
     root = _square_root(v)
     return 1 / root if root is not None else Surd(Fraction(0), 1 / v, v)
+
+
+def to_float(x) -> float:
+    """``x`` as the nearest float, or an infinity of its sign beyond the float range."""
+    try:
+        return float(x)
+    except OverflowError:
+        return math.copysign(math.inf, sign(x))
+
+
+def magnitude(x) -> float:
+    """``|p| + |q| sqrt(d)`` in floats: the size of the terms a float evaluation of ``x`` rounds
+    (``|x|`` for a rational), which bounds that evaluation's error."""
+    if isinstance(x, Surd):
+        return abs(to_float(x.p)) + abs(to_float(x.q)) * math.sqrt(to_float(x.d))
+    return abs(to_float(x))
 
 
 def sign(x) -> int:

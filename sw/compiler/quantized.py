@@ -13,7 +13,7 @@ import numpy as np
 from hwgen.sw.core import ir
 from hwgen.sw.core.levels import power_of_two_levels
 
-from .exact import NotExact, exact, exact_array, inv_sqrt, sign
+from .exact import NotExact, exact, exact_array, inv_sqrt, magnitude, sign, to_float
 from .graph import CompileError, Graph, attr, bit_width, node_name
 
 __all__ = ["levels_to_thresholds", "ROUNDING", "quant_bounds", "Activation", "Quantized",
@@ -31,9 +31,26 @@ def levels_to_thresholds(a, b, bounds, lo: int, hi: int):
     """
     n = len(a)
     t = np.empty((n, len(bounds)), np.int64)
+    af, bf = (np.array([to_float(v) for v in x]) for x in (a, b))
+    a_size, b_size = (np.array([magnitude(v) for v in x]) for x in (a, b))
+    flip = af < 0
     for k, (c, strict) in enumerate(bounds):
         c = np.broadcast_to(np.asarray(c, object), (n,))
-        for j in range(n):
+        cf = np.array([to_float(v) for v in c])
+        # the float quotient decides where it lies clearly off an integer: its error is a few
+        # ulps of the terms it is made of, bounded here with a margin of 1000
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            r = (cf - bf) / af
+            err = 1e3 * 16 * np.finfo(float).eps * (
+                (np.abs(cf) + b_size) / np.abs(af) + np.abs(r) * (1 + a_size / np.abs(af)))
+            if strict:
+                col = np.where(flip, np.ceil(r) - 1, np.floor(r) + 1)
+            else:
+                col = np.where(flip, np.floor(r), np.ceil(r))
+            clear = np.isfinite(r) & np.isfinite(err) & (np.abs(r - np.round(r)) > err) & \
+                (np.abs(af) > 1e3 * 16 * np.finfo(float).eps * a_size)
+        t[:, k] = np.clip(np.where(clear, col, 0), lo - 1, hi + 1)
+        for j in np.nonzero(~clear)[0]:
             t[j, k] = _level(a[j], b[j], c[j], strict, lo, hi)
     return t, np.array([sign(v) < 0 for v in a], bool)
 
