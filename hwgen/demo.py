@@ -35,7 +35,8 @@ from hwgen.sw.families import DEMO_FAMILIES
 from hwgen.sw.families.data import digits
 from hwgen.sw.families.export import export_onnx
 
-__all__ = ["agreement", "demo", "DemoResult", "family_module", "train_family"]
+__all__ = ["agreement", "demo", "DemoResult", "family_module", "pytorch_disagreements",
+           "train_family"]
 
 
 @dataclass
@@ -64,6 +65,16 @@ def agreement(n: int, n_differ: int) -> str:
     return (f"PyTorch == golden(IR) on {n - n_differ} of {n} test images; on {n_differ} "
             "PyTorch's float rounding decides an exact tie differently (golden computes "
             "exactly, and the RTL equals golden)")
+
+
+def pytorch_disagreements(gold: np.ndarray, torch_pred: np.ndarray) -> int:
+    """How many of the golden model's classes differ from PyTorch's; BuildError when more than
+    :data:`MAX_FLOAT_DIFFER` of them do, which no float tie explains."""
+    n_differ = int((gold != torch_pred).sum())
+    if n_differ > MAX_FLOAT_DIFFER * len(gold):
+        raise BuildError(f"golden model disagrees with PyTorch on {n_differ} of {len(gold)} "
+                         "test images: more than float ties explain; the export is wrong")
+    return n_differ
 
 
 def family_module(family: str):
@@ -105,11 +116,8 @@ def demo(*, out, target: str = "ice40", family: str = "binary", bits: int | None
     export_onnx(net, out / "model.onnx")
     np.save(out / "digits_test.npy", split.x_test)
     gold = golden.run(compile_onnx(out / "model.onnx"), split.x_test)[:, 0]
-    n_differ = int((gold != torch_pred).sum())
+    n_differ = pytorch_disagreements(gold, torch_pred)
     log(agreement(len(gold), n_differ))
-    if n_differ > MAX_FLOAT_DIFFER * len(gold):
-        raise BuildError(f"golden model disagrees with PyTorch on {n_differ} of {len(gold)} "
-                         "test images: more than float ties explain; the export is wrong")
     result = build(out / "model.onnx", target=target, out=out / "build",
                    vectors=out / "digits_test.npy", seed=seed, synth=synth, log=log)
     return DemoResult(acc, len(split.x_test), result, network, n_differ)
