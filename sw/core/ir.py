@@ -109,8 +109,14 @@ class Model:
         return ts
 
     def check(self) -> "Model":
-        """Raise ValueError naming the layer if the chain's shapes or types do not line up."""
+        """Raise ValueError naming the layer if the chain's shapes or types do not line up, or if
+        two layers share a name (a name keys a layer's folding)."""
         n, t = self.n_in, self.in_type
+        names = [layer.name for layer in self.layers]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"layer name {name} is used by {names.count(name)} layers; "
+                                 "layer names must be unique")
         for layer in self.layers:
             if layer.n_in != n:
                 raise ValueError(f"layer {layer.name}: expects {layer.n_in} inputs, gets {n}")
