@@ -211,6 +211,8 @@ def set_bn(bn: nn.BatchNorm1d, mode: str, scale: float, rng: np.random.Generator
         # gamma (pre - mean) / r + beta = target
         mean = pre_bn - (target - beta) * r / gamma
     elif mode == "near_tie" and pre_bn is not None:
+        # eps alone under the root too: a float64 eps against the graph's float32 one showed here
+        var = (var, np.zeros(n), np.full(n, 1e-7))[int(rng.integers(3))]
         gamma = rng.choice((-1.0, 1.0), n) * 2.0 ** rng.integers(-2, 3, n)
         beta, mean = _near_tie(pre_bn, gamma, np.sqrt(var.astype(np.float32).astype(float)
                                                       + np.float32(bn.eps)), target, rng)

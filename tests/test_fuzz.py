@@ -16,11 +16,16 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from benchmark_script import load_benchmark, restore_threads  # noqa: F401 (a fixture)
 from fuzz_models import FAMILIES, Draw, RandomDraw, check, draw_spec
 from hwgen.hw.folding import choose_folding
+from hwgen.sw.families.binary.layers import BinaryMLP
+from hwgen.sw.families.export import exporter_for
+from hwgen.sw.families.mbbn.layers import QuantMLP, decompose
+from hwgen.sw.families.shift.aqe import MINWMLP
 from rtl_check import check_rtl
 
 #: Examples per family: about a minute for the whole tier on two cores.
@@ -123,6 +128,40 @@ def test_one_class_model_outputs_class_zero(family):
     assert outcome.status == "compiled", outcome.message
     assert_right(outcome)
     assert outcome.model.layers[-1].kind == "argmax"
+
+
+# --- a front-end defect the fuzz found: the exported batch-norm eps was float32(1e-5), PyTorch's
+# a float64 1e-5, so near a boundary (variance 0: eps alone under the root) they disagreed
+
+
+def batch_norm_eps(model) -> list[float]:
+    return [a.f for n in model.graph.node if n.op_type == "BatchNormalization"
+            for a in n.attribute if a.name == "epsilon"]
+
+
+def test_exported_batch_norm_eps_is_the_models_own():
+    net = BinaryMLP(4, (3,), 2, in_bits=4)
+    qnn = QuantMLP(4, (3,), 2, bits=[(2, 2), (2, 2)], in_max=16.0)
+    for model in (net, MINWMLP(4, (3,), 2, in_max=16, act_bits=2, weight_bits=2), qnn,
+                  decompose(qnn.eval())):
+        bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+        assert batch_norm_eps(exporter_for(type(model))(model).model()) == \
+            [m.eps for m in bns] and bns
+    net.blocks[0]["bn"].eps = 1e-5                 # not exact in float32: refused, not rounded
+    with pytest.raises(ValueError, match="not exact in float32"):
+        exporter_for(BinaryMLP)(net)
+
+
+def test_batch_norm_within_1e_8_of_its_boundary_pytorch_equals_golden():
+    """Variance 0, the exact output 1e-10 (relative) from sign's boundary: no exact tie, so
+    PyTorch must agree (it did not with the float32-rounded eps in the graph)."""
+    spec = {"family": "binary", "seed": 1, "n_in": 8, "hidden": [16], "n_classes": 4,
+            "log_scale": 0.0, "in_bits": 4, "weights": ["random", "random"], "bn": ["near_tie"],
+            "bn_scale": 1.0}
+    for seed in range(8):
+        outcome = check({**spec, "seed": seed})
+        assert_right(outcome)
+        assert outcome.status == "compiled" and outcome.ties == 0
 
 
 # --- a small sample through the RTL

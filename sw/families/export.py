@@ -35,7 +35,14 @@ from onnx import TensorProto, helper, numpy_helper
 from hwgen.sw.core.onnx_ops import HWGEN_DOMAIN, QONNX_DOMAIN
 
 __all__ = ["OnnxGraph", "exporter", "exporter_for", "export_onnx", "exact_f32", "QONNX_DOMAIN",
-           "HWGEN_DOMAIN"]
+           "HWGEN_DOMAIN", "BN_EPS"]
+
+#: The epsilon of every exported batch norm: PyTorch's default 1e-5 rounded to float32, since an
+#: ONNX float attribute holds a float32 and the graph must hold the model's own value (a float64
+#: 1e-5 would be written as 9.99999974737875e-06, and PyTorch, the compiler and the golden model
+#: would then evaluate two different networks, apart where an output lies within about 1e-8 of
+#: a quantizer's boundary).
+BN_EPS = float(np.float32(1e-5))
 
 
 class OnnxGraph:
@@ -74,7 +81,12 @@ class OnnxGraph:
                          rounding_mode="ROUND")
 
     def batch_norm(self, x: str, bn, name: str) -> str:
-        """A ``BatchNormalization`` node of ``bn``'s inference-mode statistics."""
+        """A ``BatchNormalization`` node of ``bn``'s inference-mode statistics; ValueError when
+        ``bn.eps`` is not exact in float32 (an ONNX attribute could not hold it, see
+        :data:`BN_EPS`)."""
+        if float(np.float32(bn.eps)) != bn.eps:
+            raise ValueError(f"{name}: batch-norm eps {bn.eps!r} is not exact in float32, all "
+                             "an ONNX attribute holds; build the layer with eps=BN_EPS")
         return self.node("BatchNormalization",
                          [x, self.const(f"{name}_gamma", bn.weight.detach().numpy()),
                           self.const(f"{name}_beta", bn.bias.detach().numpy()),

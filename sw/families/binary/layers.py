@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..export import BN_EPS
 from ..ste import ClippedWeights, binarize
 
 __all__ = ["BinaryLinear", "BinaryActivation", "BinaryMLP"]
@@ -55,7 +56,7 @@ class BinaryMLP(nn.Module):
         blocks, width = [], n_in
         for h in self.hidden:
             blocks.append(nn.ModuleDict({"linear": BinaryLinear(width, h),
-                                         "bn": nn.BatchNorm1d(h), "act": BinaryActivation()}))
+                                         "bn": nn.BatchNorm1d(h, eps=BN_EPS), "act": BinaryActivation()}))
             width = h
         self.blocks = nn.ModuleList(blocks)
         self.head = BinaryLinear(width, n_classes)

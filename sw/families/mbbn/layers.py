@@ -47,6 +47,7 @@ from torch.nn import functional as F
 
 from hwgen.sw.core.bits import disagreements, pack_bits
 
+from ..export import BN_EPS
 from ..ste import ClippedWeights, binarize
 
 __all__ = [
@@ -394,7 +395,7 @@ class _EncodedMLP(nn.Module):
         widths = (n_in, *hidden, n_classes)
         self.layers = nn.ModuleList(self._layer(i, widths[i], widths[i + 1], m, k, i == len(hidden))
                                     for i, (m, k) in enumerate(bits))
-        self.bns = nn.ModuleList(nn.BatchNorm1d(h) for h in hidden)
+        self.bns = nn.ModuleList(nn.BatchNorm1d(h, eps=BN_EPS) for h in hidden)
         self.log_scale = nn.Parameter(torch.tensor(0.0))
 
     def _layer(self, index, n_in, n_out, m_bits, k_bits, head):
@@ -448,7 +449,8 @@ def decompose(qnn: QuantMLP) -> MBBNMLP:
             t = float(qnn.layers[i + 1].act.range())
             dst.running_mean.copy_(src.running_mean / s)
             dst.running_var.copy_(src.running_var / s ** 2)
-            dst.eps = src.eps / s ** 2
+            # rounded to float32 as its export writes it (hwgen.sw.families.export.BN_EPS)
+            dst.eps = float(np.float32(src.eps / s ** 2))
             dst.weight.copy_(src.weight / t)
             dst.bias.copy_(src.bias / t)
         else:

@@ -36,6 +36,7 @@ from torch import nn
 
 from hwgen.sw.core.levels import Staircase, power_of_two_levels, sign_levels, ternary_levels
 
+from ..export import BN_EPS
 from ..ste import ClippedWeights
 
 __all__ = [
@@ -316,7 +317,7 @@ class MINWMLP(nn.Module):
         self.input_act = act() if quantize_input else None
         widths = (n_in, *self.hidden)
         self.layers = nn.ModuleList(linear(a, b) for a, b in zip(widths, widths[1:]))
-        self.bns = nn.ModuleList(nn.BatchNorm1d(h) for h in self.hidden)
+        self.bns = nn.ModuleList(nn.BatchNorm1d(h, eps=BN_EPS) for h in self.hidden)
         self.acts = nn.ModuleList(act() for _ in self.hidden)
         self.head = linear(widths[-1], n_classes)
         self.log_scale = nn.Parameter(torch.tensor(-2.0))
