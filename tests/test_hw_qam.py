@@ -47,17 +47,24 @@ def nearest_points(order, delta, scale, codes_i, codes_q):
     return np.concatenate(out_r), np.concatenate(out_q)
 
 
+#: (delta, scale) of the grids: levels 2^k codes apart, uneven boundaries, and levels closer
+#: than one input step (repeated boundaries: some levels are never the nearest)
+GRIDS = {"pow2": None, "unit": (1.0, SCALE), "coarse": (1.0, 1.0)}
+
+
 @pytest.mark.parametrize("order", ORDERS)
-@pytest.mark.parametrize("grid", ["pow2", "unit"])
+@pytest.mark.parametrize("grid", list(GRIDS))
 def test_slicer_is_nearest_point_on_every_iq_code(order, grid):
     """Every (I, Q) pair of the 10-bit grid (2^20 of them), boundaries included: the golden
     slicer's codes are the nearest constellation point's indices."""
-    delta = pow2_delta(order) if grid == "pow2" else 1.0
-    layer = ir.QAMSlicer.for_grid("s", 1, order, delta, SCALE)
+    delta, scale = GRIDS[grid] or (pow2_delta(order), SCALE)
+    layer = ir.QAMSlicer.for_grid("s", 1, order, delta, scale)
+    if grid == "coarse" and order > 4:
+        assert len(set(layer.boundaries)) < len(layer.boundaries)
     codes = np.arange(S10.lo, S10.hi + 1)
     ci, cq = np.repeat(codes, len(codes)), np.tile(codes, len(codes))
     got = golden.run(ir.Model(S10, 2, [layer]), np.stack([ci, cq], axis=1))
-    want_r, want_q = nearest_points(order, delta, SCALE, ci, cq)
+    want_r, want_q = nearest_points(order, delta, scale, ci, cq)
     np.testing.assert_array_equal(got[:, 0], want_r)
     np.testing.assert_array_equal(got[:, 1], want_q)
     assert got.min() == 0 and got.max() == math.isqrt(order) - 1
@@ -97,7 +104,7 @@ def test_slicer_ir_validation_and_json():
         ir.TensorType("bipolar", 1)
     assert layer.out_type(S10).values(np.arange(8)).tolist() == [-7, -5, -3, -1, 1, 3, 5, 7]
     for bad in [dict(order=32, boundaries=()), dict(order=16, boundaries=(0, 1)),
-                dict(order=16, boundaries=(0, 0, 1)), dict(order=4, boundaries=(0,), output="x"),
+                dict(order=16, boundaries=(0, 1, 0)), dict(order=4, boundaries=(0,), output="x"),
                 dict(order=4, boundaries=(0,), n=0)]:
         with pytest.raises(ValueError):
             ir.QAMSlicer(name="s", **{"n": 1, **bad})
@@ -137,6 +144,19 @@ def test_slicer_engine_uneven_boundaries_and_unsigned_input(order):
     boundaries lie outside the input range (those levels are never or always passed)."""
     rng = np.random.default_rng(order)
     layer = ir.QAMSlicer.for_grid("s", N, order, 1.0, SCALE)
+    _compare_form_matches_golden(layer, rng)
+
+
+@pytest.mark.parametrize("order", [16, 256])
+def test_slicer_engine_repeated_boundaries(order):
+    """Levels closer than one input step: equal boundaries, a thermometer code with repeats."""
+    rng = np.random.default_rng(order + 1)
+    layer = ir.QAMSlicer.for_grid("s", N, order, 1.0, 1.0)
+    assert len(set(layer.boundaries)) < len(layer.boundaries)
+    _compare_form_matches_golden(layer, rng)
+
+
+def _compare_form_matches_golden(layer, rng):
     u8 = ir.TensorType("unsigned", 8)
     for in_type in (S10, u8):
         x = np.concatenate([all_codes_vectors(rng)[:, :2 * N].clip(in_type.lo, in_type.hi),

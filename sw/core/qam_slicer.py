@@ -32,8 +32,9 @@ class QAMSlicer(Layer):
     order : int
         Constellation points, one of :data:`QAM_ORDERS`; ``sqrt(order)`` levels per axis.
     boundaries : tuple of int
-        The ``sqrt(order) - 1`` decision boundaries in input codes, strictly ascending, shared
-        by both axes and every element.
+        The ``sqrt(order) - 1`` decision boundaries in input codes, ascending, shared by both
+        axes and every element. Two may be equal: where the levels lie closer than one input
+        step, the level between them is never chosen (the nearest one still is).
     output : ``"index"`` or ``"value"``
         Emit the level index (unsigned) or the same code read as the odd level value.
     """
@@ -50,9 +51,9 @@ class QAMSlicer(Layer):
                              f"not {self.order!r}")
         self.boundaries = tuple(int(b) for b in self.boundaries)
         if len(self.boundaries) != self.levels - 1 or \
-                any(b >= c for b, c in zip(self.boundaries, self.boundaries[1:])):
-            raise ValueError(f"{self.name}: {self.order}-QAM needs {self.levels - 1} strictly "
-                             f"ascending boundaries, not {list(self.boundaries)}")
+                any(b > c for b, c in zip(self.boundaries, self.boundaries[1:])):
+            raise ValueError(f"{self.name}: {self.order}-QAM needs {self.levels - 1} ascending "
+                             f"boundaries, not {list(self.boundaries)}")
         if self.output not in ("index", "value"):
             raise ValueError(f"{self.name}: output must be 'index' or 'value', "
                              f"not {self.output!r}")
@@ -112,7 +113,7 @@ class QAMSlicer(Layer):
         if len(b) == 1:
             return b[0], 0
         step = b[1] - b[0]
-        if step & (step - 1) or any(c - a != step for a, c in zip(b, b[1:])):
+        if step <= 0 or step & (step - 1) or any(c - a != step for a, c in zip(b, b[1:])):
             return None
         return b[0], step.bit_length() - 1
 
