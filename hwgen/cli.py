@@ -1,8 +1,9 @@
 """The ``hwgen`` command line.
 
-``hwgen build model.onnx --target ice40 --out build/`` compiles, generates, verifies and
-synthesizes a model; ``hwgen demo`` trains the embedded default (a binary MLP on scikit-learn's
-digits) and builds it. Errors in the user's input end with one line on stderr and exit code 2.
+``hwgen build model.onnx --target ice40`` compiles, generates, verifies and synthesizes a model
+into ``model_hw/``; ``hwgen demo`` trains the embedded default (a binary MLP on scikit-learn's
+digits) and builds it. Errors in the user's input end with one line on stderr and exit code 2;
+Ctrl-C ends with ``hwgen: interrupted`` and exit code 130, leaving nothing behind.
 """
 
 from __future__ import annotations
@@ -17,34 +18,78 @@ from hwgen.sw.families import DEMO_FAMILIES
 __all__ = ["main"]
 
 
+EXAMPLES = """\
+examples:
+  hwgen build model.onnx                   build into model_hw/ (compile, verify, synthesize)
+  hwgen build model.onnx --out fpga/       the same, into fpga/
+  hwgen build model.onnx --no-synth --random-vectors 1000
+                                           compile and verify on 1000 random vectors only
+  hwgen build model.onnx --vectors test.npy
+                                           verify on a test split too
+  hwgen demo                               train the binary MLP on digits and build it
+  hwgen demo --family mbbn --bits 2 --out demo_mbbn/
+"""
+
+BUILD_EXAMPLES = """\
+examples:
+  hwgen build model.onnx                   into model_hw/ in the current folder
+  hwgen build model.onnx --out fpga/ --vectors test.npy --random-vectors 2000
+  hwgen build model.onnx --no-synth        stop after RTL verification
+
+--vectors takes a NumPy .npy file (np.save) of one integer array of shape (B, n_in): B input
+vectors of the model's n_in input codes, each in the range of the input Quant's type (e.g.
+0..255 for 8 unsigned bits), such as a test split. Pickled and .npz files are refused.
+"""
+
+
 def _positive(s: str) -> int:
-    v = int(s)
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, not {s!r}") from None
     if v < 0:
         raise argparse.ArgumentTypeError(f"must be a non-negative integer, not {s}")
     return v
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: a line break or other control character (a node name may hold
+    one) is shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a wrong flag is one line on stderr and exit code 2, like every other error."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
 
 
 def _parser() -> argparse.ArgumentParser:
+    raw = argparse.RawDescriptionHelpFormatter
     p = _Parser(prog="hwgen", description="Build a multiplier-free quantized network (ONNX) into a "
-                "verified, synthesized FPGA design; or train and build the demo.")
+                "verified,\nsynthesized FPGA design; or train and build the demo.",
+                epilog=EXAMPLES, formatter_class=raw)
     sub = p.add_subparsers(dest="command", required=True)
 
-    b = sub.add_parser("build", help="compile an ONNX model to a verified, synthesized design")
+    b = sub.add_parser("build", help="compile an ONNX model to a verified, synthesized design",
+                       description="Compile an ONNX model (QONNX op vocabulary) to the integer "
+                       "layer IR, generate its\nVerilog, verify it against the golden model in "
+                       "cocotb/Verilator and synthesize it\nfor the board.",
+                       epilog=BUILD_EXAMPLES, formatter_class=raw)
     b.add_argument("model", type=Path, help="the .onnx file (QONNX op vocabulary)")
     b.add_argument("--target", default="ice40", choices=sorted(TARGETS), help="the board")
-    b.add_argument("--out", type=Path, default=Path("build"), help="output folder (default build/)")
-    b.add_argument("--vectors", type=Path, help=".npy file of extra input vectors (B, n_in) "
-                   "to verify, e.g. a test split")
-    b.add_argument("--random-vectors", type=_positive, default=10_000,
+    b.add_argument("--out", type=Path, default=None,
+                   help="output folder (default: <model name>_hw in the current folder, e.g. "
+                        "model_hw/ for model.onnx); replaced only if an earlier hwgen build "
+                        "wrote it")
+    b.add_argument("--vectors", type=Path, metavar="FILE.npy",
+                   help="extra input vectors to verify, e.g. a test split: an integer .npy "
+                        "array of shape (B, n_in) of input codes in the input type's range")
+    b.add_argument("--random-vectors", type=_positive, default=10_000, metavar="N",
                    help="random input vectors to verify the RTL with (default 10000)")
-    b.add_argument("--seed", type=int, default=0, help="seed of the random vectors and stalls")
+    b.add_argument("--seed", type=_positive, default=0,
+                   help="seed of the random vectors and stalls (default 0)")
     b.add_argument("--no-synth", action="store_true", help="stop after RTL verification")
 
     d = sub.add_parser("demo", help="train a network on digits, export it and build it")
@@ -60,13 +105,28 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--epochs", type=_positive, default=60, help="training epochs (default 60)")
     d.add_argument("--hidden", type=int, nargs="+", default=[128, 128],
                    help="hidden layer widths (default 128 128)")
-    d.add_argument("--seed", type=int, default=0, help="training and split seed")
+    d.add_argument("--seed", type=_positive, default=0, help="training and split seed")
     d.add_argument("--no-synth", action="store_true", help="stop after RTL verification")
     return p
 
 
+def default_out(model: Path) -> Path:
+    """``--out`` when none is given: ``<model name>_hw`` in the current folder, a name that no
+    packaging tool uses (``pip install .`` leaves a ``build/`` there)."""
+    return Path(f"{model.stem}_hw")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        # the build has removed its scratch folder and lock on the way out
+        print("hwgen: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args) -> int:
     # the commands' modules are imported only now, so that --help and a wrong flag answer at
     # once: they bring in onnx, Amaranth, cocotb and (for the demo) PyTorch
     from hwgen.boards.flow import DoesNotFitError, FlowError
@@ -76,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "build":
-            result = build(args.model, target=args.target, out=args.out, vectors=args.vectors,
+            out = args.out if args.out is not None else default_out(args.model)
+            result = build(args.model, target=args.target, out=out, vectors=args.vectors,
                            n_random=args.random_vectors, seed=args.seed, synth=not args.no_synth)
         else:
             from hwgen.demo import demo
@@ -85,10 +146,10 @@ def main(argv: list[str] | None = None) -> int:
                           epochs=args.epochs, hidden=tuple(args.hidden), seed=args.seed,
                           synth=not args.no_synth)
     except (CompileError, DoesNotFitError, FoldingDoesNotFit, UsageError) as e:
-        print(f"hwgen: error: {e}", file=sys.stderr)
+        print(f"hwgen: error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except (BuildError, FlowError) as e:
-        print(f"hwgen: error: {e}", file=sys.stderr)
+        print(f"hwgen: error: {one_line(str(e))}", file=sys.stderr)
         return 1
     print(result.summary())
     return 0

@@ -42,6 +42,8 @@ RESET_CYCLES = 4
 # after the last expected output, o_stream stays ready this long to catch surplus outputs
 DRAIN_CYCLES = 64
 MAX_REPORTED = 10
+# the bench writes how many outputs it took to the progress file (config "progress") this often
+PROGRESS_EVERY = 200
 # the resolvable levels, and the weak ones to their bits, X/Z/U/W/- to 0, for recording an
 # unresolvable payload
 RESOLVABLE = frozenset("01LH")
@@ -180,6 +182,8 @@ class StreamBench:
                 elif take:
                     self.words.append(word)
                     last_taken = cycle
+                    if len(self.words) % PROGRESS_EVERY == 0:
+                        self.write_progress()
                 held = None if take else word
             elif held is not None:
                 self.violation(f"output {len(self.words)}: valid fell before the transfer")
@@ -202,6 +206,14 @@ class StreamBench:
             timer = Timer((deadline - cycle - 1) * period + period // 2, "step")
             if await First(valid.rising_edge, timer) is timer:
                 await RisingEdge(clk)
+
+    def write_progress(self) -> None:
+        """The count of outputs taken, to the progress file if the configuration names one
+        (replaced whole, so that a reader never sees half a number)."""
+        path = self.config.get("progress")
+        if path:
+            Path(path + ".tmp").write_text(str(len(self.words)))
+            os.replace(path + ".tmp", path)
 
     def report(self) -> dict:
         """Compare the outputs with the expected vectors in order; the result file's contents."""

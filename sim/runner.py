@@ -6,9 +6,10 @@ installed), runs the bench of :mod:`hwgen.sim.bench` and returns a :class:`Verif
 leaves ``verify.log`` in the build folder, whose summary line reads e.g.
 ``10000/10000 vectors matched (verilator, 0 mismatches)``.
 
-Build folder layout: ``design.v``, ``vectors.npy``, ``expected.npy``, ``bench.json`` (what the
-bench reads), ``result.json`` (what it found), ``<simulator>_build/`` (the compiled simulation),
-``<simulator>_build.log``, ``<simulator>_sim.log`` and ``verify.log``.
+Build folder layout: ``<top>.v`` (the design, e.g. ``top.v``), ``vectors.npy``,
+``expected.npy``, ``bench.json`` (what the bench reads), ``result.json`` (what it found),
+``progress`` (outputs taken so far, while the simulation runs), ``<simulator>_build/`` (the
+compiled simulation), ``<simulator>_build.log``, ``<simulator>_sim.log`` and ``verify.log``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -258,11 +261,47 @@ def _write_log(path: Path, result: VerifyResult, *, top: str, source: Path, conf
     path.write_text("\n".join(lines) + "\n")
 
 
+class _Progress:
+    """Reports a run's progress to ``callback(stage, done, total)`` every ``interval`` seconds
+    from a thread while the simulation is built (stage ``"build"``) and run (``"simulate"``,
+    ``done`` read from the bench's progress file)."""
+
+    def __init__(self, callback, path: Path, total: int, interval: float = 0.5):
+        self.callback, self.path, self.total = callback, path, total
+        self.stage = "build"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def done(self) -> int:
+        try:
+            return int(self.path.read_text())
+        except (OSError, ValueError):
+            return 0
+
+    def _run(self) -> None:
+        while True:
+            self.callback(self.stage, self.done() if self.stage == "simulate" else 0,
+                          self.total)
+            if self._stop.wait(0.5):
+                return
+
+    def __enter__(self) -> "_Progress":
+        if self.callback is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.callback is not None:
+            self._stop.set()
+            self._thread.join()
+
+
 def verify(verilog: str, *, top: str = "top", vectors, expected, in_bits: int, in_signed: bool,
            out_bits: int, out_signed: bool, n_out: int, build_dir, seed: int = 0,
            stall: float = 0.3, simulator: str = "verilator",
            max_idle_cycles: int = 100_000, in_serial: bool = False,
-           preamble=None) -> VerifyResult:
+           preamble=None,
+           progress: Callable[[str, int, int], None] | None = None) -> VerifyResult:
     """Stream every row of ``vectors`` through the design and compare its outputs to ``expected``.
 
     Parameters
@@ -291,6 +330,11 @@ def verify(verilog: str, *, top: str = "top", vectors, expected, in_bits: int, i
         Input elements the design takes once after reset, before the first vector (weights it
         loads from its input stream, :attr:`hwgen.hw.pipeline.Pipeline.preamble`); a serial
         input only. They expect no output.
+    progress : callable or None
+        Called as ``progress(stage, done, total)`` about twice a second from another thread:
+        ``stage`` is ``"build"`` while the simulation is compiled, then ``"simulate"`` with
+        ``done`` the outputs taken so far (counted by the bench every
+        :data:`~hwgen.sim.bench.PROGRESS_EVERY`), and once more with every output taken.
 
     Returns a :class:`VerifyResult`; it does not raise on mismatches, only on bad arguments and
     on a failed build or simulator run.
@@ -318,13 +362,15 @@ def verify(verilog: str, *, top: str = "top", vectors, expected, in_bits: int, i
 
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
-    source = build_dir / "design.v"
+    source = build_dir / f"{top}.v"
     source.write_text(verilog)
     np.save(build_dir / "vectors.npy", vectors)
     np.save(build_dir / "expected.npy", expected)
     np.save(build_dir / "preamble.npy", preamble)
     result_path = build_dir / "result.json"
     result_path.unlink(missing_ok=True)
+    progress_path = build_dir / "progress"
+    progress_path.unlink(missing_ok=True)
     config = {
         "vectors": str(build_dir / "vectors.npy"), "expected": str(build_dir / "expected.npy"),
         "result": str(result_path), "n_in": vectors.shape[1], "in_bits": in_bits,
@@ -332,6 +378,7 @@ def verify(verilog: str, *, top: str = "top", vectors, expected, in_bits: int, i
         "seed": seed, "stall": stall, "max_idle_cycles": max_idle_cycles,
         "in_serial": bool(in_serial),
         "preamble": str(build_dir / "preamble.npy") if len(preamble) else None,
+        "progress": str(progress_path),
     }
     config_path = build_dir / "bench.json"
     config_path.write_text(json.dumps(config, indent=1))
@@ -340,18 +387,20 @@ def verify(verilog: str, *, top: str = "top", vectors, expected, in_bits: int, i
         verilator_env()
     runner = WheelVerilator() if simulator == "verilator" else get_runner(simulator)
     sim_build = build_dir / f"{simulator}_build"
-    build_seconds = _build(runner, simulator, top, source, sim_build,
-                           build_dir / f"{simulator}_build.log")
     sim_log = build_dir / f"{simulator}_sim.log"
-    try:
-        runner.test(test_module=BENCH_MODULE, hdl_toplevel=top, hdl_toplevel_lang="verilog",
-                    build_dir=sim_build, test_dir=build_dir, seed=seed, timescale=TIMESCALE,
-                    extra_env={CONFIG_ENV: str(config_path)}, log_file=sim_log,
-                    results_xml=str(build_dir / "results.xml"))
-    except SystemExit:
-        # the cocotb runner exits when the bench fails (under pytest) or the simulator does;
-        # the bench's findings are in the result file
-        pass
+    with _Progress(progress, progress_path, len(vectors)) as poll:
+        build_seconds = _build(runner, simulator, top, source, sim_build,
+                               build_dir / f"{simulator}_build.log")
+        poll.stage = "simulate"
+        try:
+            runner.test(test_module=BENCH_MODULE, hdl_toplevel=top, hdl_toplevel_lang="verilog",
+                        build_dir=sim_build, test_dir=build_dir, seed=seed, timescale=TIMESCALE,
+                        extra_env={CONFIG_ENV: str(config_path)}, log_file=sim_log,
+                        results_xml=str(build_dir / "results.xml"))
+        except SystemExit:
+            # the cocotb runner exits when the bench fails (under pytest) or the simulator
+            # does; the bench's findings are in the result file
+            pass
     if not result_path.exists():
         raise RuntimeError(f"the {simulator} simulation ended without a result; see {sim_log}")
     found = json.loads(result_path.read_text())
@@ -362,4 +411,6 @@ def verify(verilog: str, *, top: str = "top", vectors, expected, in_bits: int, i
         n_received=found["n_received"], violations=found["violations"],
         n_violations=found["n_violations"], error=found["error"], cycles=found["cycles"])
     _write_log(result.log_path, result, top=top, source=source, config=config)
+    if progress is not None:
+        progress("simulate", result.n_received, result.n_vectors)
     return result

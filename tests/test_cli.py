@@ -1,6 +1,7 @@
 """The ``hwgen`` command line: bad input gives one line, exit code 2 and no output folder."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -100,12 +101,26 @@ def test_build_writes_every_artifact(tmp_path, small_onnx):
     for name in ("ir.json", "top.v", "vectors.npz", "verify.log", "report.json", "report.txt",
                  "top.bin"):
         assert (out / name).is_file(), name
-    assert "2360/2360 vectors matched" in (out / "verify.log").read_text()
+    verify_log = (out / "verify.log").read_text()
+    assert "2360/2360 vectors matched" in verify_log
+    assert "design     top.v, top top" in verify_log          # the file the folder holds
     assert (out / "top.bin").stat().st_size == 104_090   # an iCE40 UP5K bitstream
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".build.")]
     report = json.loads((out / "report.json").read_text())
     assert 0 < report["lcs"] <= report["lcs_total"] == 5280
     assert report["fmax_mhz"] > 0 and report["cycles_per_inference"] > 0
+    # paths inside the build folder, the model and the verdict in report.txt, umask honoured
+    assert report["bitstream"] == "top.bin"
+    assert json.loads((out / "synth" / "report.json").read_text())["bitstream"] == "../top.bin"
+    report_txt = (out / "report.txt").read_text()
+    assert "model: model.onnx" in report_txt and "2360/2360 vectors matched" in report_txt
+    assert "logic cells" in report_txt
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask
+    # a line per synthesis stage, with its time
+    assert re.search(r"^  yosys +\d+\.\d s$", r.stdout, re.MULTILINE), r.stdout
+    assert re.search(r"^  nextpnr-ice40 +\d+\.\d s$", r.stdout, re.MULTILINE), r.stdout
     # a second build into the same folder replaces it
     r = _hwgen("build", small_onnx, "--out", "build", "--random-vectors", "100", "--no-synth",
                cwd=tmp_path)
