@@ -130,6 +130,9 @@ def test_odd_states_without_a_unit_state_read_at_their_greatest_common_scale():
     assert scaled_states(np.array([[0.5, -2.0, 0.0]]))[0].tolist() == [[1, -4, 0]]
     assert scaled_states(np.array([[1.0, 2.0, 3.0]]))[0] is None      # 2 is even, 3 is no 2^e
     assert scaled_states(np.array([[0.1, 0.3]]))[0] is None           # fl(0.3) != 3 fl(0.1)
+    assert scaled_states(np.array([[1.0, 2.0 ** -15]]))[0].tolist() == [[1 << 15, 1]]
+    with pytest.raises(ValueError, match="span 2\\^16, more than the 2\\^15"):
+        scaled_states(np.array([[1.0, -(2.0 ** -16)]]))
 
 
 def _torch_classes(net, x):

@@ -108,7 +108,10 @@ def read_weights(node, g: Graph) -> tuple[np.ndarray, np.ndarray, bool]:
         codes = np.where(w >= 0, 1, -1)  # sign(0) = +1
     elif name in g.inits:
         w = g.inits[name]
-        codes, scale = scaled_states(w)
+        try:
+            codes, scale = scaled_states(w)
+        except ValueError as e:
+            raise CompileError(f"node {node_name(node)}: weight {name}: {e}") from None
         if codes is None:
             shown = ", ".join(f"{v:g}" for v in np.unique(w)[:4])
             raise CompileError(f"node {node_name(node)}: weight {name} is not binary nor a "
@@ -128,8 +131,8 @@ MAX_ODD, MAX_POW2 = 255, 1 << 15
 def scaled_states(w: np.ndarray) -> tuple[np.ndarray | None, Fraction]:
     """``(codes, s)`` with ``w == s * codes`` exactly, the codes all odd (``|c| <= 255``) or all
     0 and ``+-2^e`` (``|c| <= 2^15``), s the largest such scale (the greatest common divisor of
-    the magnitudes, a binary fraction); ``(None, s)`` when no scale makes them so. An all-zero
-    matrix is zeros at scale 1."""
+    the magnitudes, a binary fraction); ``(None, s)`` when no scale makes them so, ValueError
+    when powers of two span more than 2^15. An all-zero matrix is zeros at scale 1."""
     mags = np.unique(np.abs(w[w != 0]))
     if mags.size == 0:
         return np.zeros(w.shape, np.int64), Fraction(1)
@@ -140,7 +143,11 @@ def scaled_states(w: np.ndarray) -> tuple[np.ndarray | None, Fraction]:
     scale = Fraction(math.gcd(*(f.numerator * (den // f.denominator) for f in fr)), den)
     ints = [int(f / scale) for f in fr]
     odd = all(c % 2 == 1 for c in ints) and ints[-1] <= MAX_ODD
-    pow2 = all(c & (c - 1) == 0 for c in ints) and ints[-1] <= MAX_POW2
+    pow2 = all(c & (c - 1) == 0 for c in ints)
+    if pow2 and ints[-1] > MAX_POW2 and not odd:
+        raise ValueError(f"its powers of two span 2^{ints[-1].bit_length() - 1}, more than "
+                         f"the 2^{MAX_POW2.bit_length() - 1} a shift layer takes (a MINW-Net "
+                         "of at most 5 weight bits always fits)")
     if not (odd or pow2):
         return None, scale
     states = np.array(ints, np.int64)
