@@ -128,31 +128,47 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     # the commands' modules are imported only now, so that --help and a wrong flag answer at
-    # once: they bring in onnx, Amaranth, cocotb and (for the demo) PyTorch
-    from hwgen.boards.flow import DoesNotFitError, FlowError
-    from hwgen.build import BuildError, UsageError, build
-    from hwgen.hw.folding import DoesNotFitError as FoldingDoesNotFit
+    # once: they bring in onnx, Amaranth, cocotb and (for the demo) PyTorch; a build's input is
+    # checked before Amaranth and cocotb are imported (hwgen.checks)
+    from hwgen.outdir import UsageError
     from hwgen.sw.compiler import CompileError
 
     try:
         if args.command == "build":
+            from hwgen.checks import checked
+
             out = args.out if args.out is not None else default_out(args.model)
-            result = build(args.model, target=args.target, out=out, vectors=args.vectors,
-                           n_random=args.random_vectors, seed=args.seed, synth=not args.no_synth)
+            with checked(args.model, target=args.target, out=out, vectors=args.vectors,
+                         n_random=args.random_vectors, seed=args.seed) as c:
+                from hwgen.build import build_checked
+
+                result = build_checked(c, synth=not args.no_synth)
         else:
             from hwgen.demo import demo
 
             result = demo(out=args.out, target=args.target, family=args.family, bits=args.bits,
                           epochs=args.epochs, hidden=tuple(args.hidden), seed=args.seed,
                           synth=not args.no_synth)
-    except (CompileError, DoesNotFitError, FoldingDoesNotFit, UsageError) as e:
-        print(f"hwgen: error: {one_line(str(e))}", file=sys.stderr)
-        return 2
-    except (BuildError, FlowError) as e:
-        print(f"hwgen: error: {one_line(str(e))}", file=sys.stderr)
-        return 1
+    except (CompileError, UsageError) as e:
+        return _error(e, 2)
+    except Exception as e:
+        # raised where the heavy modules are loaded already
+        from hwgen.boards.flow import DoesNotFitError, FlowError
+        from hwgen.build import BuildError
+        from hwgen.hw.folding import DoesNotFitError as FoldingDoesNotFit
+
+        if isinstance(e, (DoesNotFitError, FoldingDoesNotFit)):
+            return _error(e, 2)
+        if isinstance(e, (BuildError, FlowError)):
+            return _error(e, 1)
+        raise
     print(result.summary())
     return 0
+
+
+def _error(e: Exception, code: int) -> int:
+    print(f"hwgen: error: {one_line(str(e))}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

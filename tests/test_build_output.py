@@ -143,6 +143,19 @@ def test_help_has_examples_and_no_markup(args, capsys):
         assert "(B, n_in)" in text and "input type's range" in text
 
 
+def test_bad_input_is_refused_before_the_hardware_and_simulator_load(tmp_path):
+    """``hwgen build`` checks the model, the vectors and --out before importing the engines,
+    cocotb or the synthesis flow, so a refusal costs about the compiler's import."""
+    (tmp_path / "junk.onnx").write_text("not a model")
+    r = subprocess.run([sys.executable, "-c", "import sys\nfrom hwgen.cli import main\n"
+                        "code = main(['build', 'junk.onnx'])\n"
+                        "print(code, sorted(m for m in ('cocotb', 'hwgen.hw.pipeline', "
+                        "'hwgen.sim.runner', 'hwgen.boards.flow', 'hwgen.build') "
+                        "if m in sys.modules))"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert r.stdout.split(None, 1) == ["2", "[]\n"], r.stderr
+
+
 def test_ir_model_refuses_duplicate_layer_names(tmp_path):
     model = compile_onnx(write_model(tmp_path / "m.onnx"))
     twin = copy.copy(model.layers[1])
