@@ -24,6 +24,13 @@ differ between implementations are fixed here, once:
   (the popcount P for bipolar inputs, the signed sum for integer inputs). Equality counts as a 1,
   which is sign(0) = +1 after batch norm. Thresholds are clamped to ``[acc_lo - 1, acc_hi + 1]``,
   so a channel that is constant keeps a bounded threshold.
+* **Ties are decided in real numbers.** A threshold lowered from a float model (ONNX) is the
+  exact integer at which the real-valued map from accumulator to quantizer input crosses the
+  quantizer's boundary: constants are the binary fractions they are and a batch norm's square
+  root is kept exact (:mod:`hwgen.sw.compiler.exact`), so an accumulator exactly on a boundary
+  goes where the rounding mode (and sign(0) = +1) sends it. A float evaluation of the same
+  model, PyTorch's included, may round such a tie the other way; the golden model, and so the
+  RTL, follows the exact one.
 * **Multi-thresholds.** A multi-threshold with L levels emits, per output j, the count
   ``u_j = #{l : acc_j >= t_jl}`` (or ``#{l : acc_j <= t_jl}`` when ``flip_j``), a code in
   ``0 .. L``; rows are sorted (ascending, or descending when flipped) so the count is the index
