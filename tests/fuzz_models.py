@@ -56,7 +56,11 @@ FAMILIES = ("binary", "mbbn", "quant", "decomposed", "minw", "sam", "qam", "slic
 #: One-line CompileError messages that name a documented limit, not a defect: (substring,
 #: where it is documented). A refusal of a model our front ends made that matches none of
 #: these is a failure.
-DOCUMENTED_REFUSALS: tuple[tuple[str, str], ...] = ()
+DOCUMENTED_REFUSALS: tuple[tuple[str, str], ...] = (
+    ("more than the 2^15 a shift layer takes",
+     "sw/core/dense_shift.py (weights 0 or +-2^e, e in 0..15) and sw/compiler/dense.py: a "
+     "MINW-Net of 6 or more weight bits whose weights use levels more than 2^15 apart"),
+)
 
 WEIGHT_MODES = ("random", "random", "ones", "minus_ones", "zeros", "big", "tiny", "mixed")
 STATE_MODES = ("random", "random", "ones", "minus_ones", "max", "min", "no_unit", "extreme")
@@ -389,7 +393,10 @@ def _minmax(spec: dict, rng):
         lin = nn.Linear(widths[i], widths[i + 1])
         w = real_values(mode, tuple(lin.weight.shape), rng)
         keep = rng.random(w.shape) < spec["keep"]
-        keep.reshape(-1)[rng.integers(keep.size, size=2)] = True     # kept weights
+        two = rng.permutation(keep.size)[:2]
+        keep.reshape(-1)[two] = True            # two kept weights, unequal where there are two
+        if len(two) == 2 and w.reshape(-1)[two[0]] == w.reshape(-1)[two[1]]:
+            w.reshape(-1)[two[1]] = -w.reshape(-1)[two[0]] or 1.0
         # a bias of the size of a sum of the layer's products (else its code overflows float32)
         step = 2.0 ** (spec["step_log2"] if i == 0 else spec["act_step_log2"])
         bits = spec["in_bits"] if i == 0 else spec["act_bits"]

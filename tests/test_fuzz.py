@@ -29,8 +29,8 @@ from hwgen.sw.families.shift.aqe import MINWMLP
 from rtl_check import check_rtl
 
 #: Examples per family: about a minute for the whole tier on two cores.
-EXAMPLES = {"binary": 20, "mbbn": 20, "quant": 20, "decomposed": 16, "minw": 24, "sam": 14,
-            "qam": 14, "slicer": 14, "minmax": 16}
+EXAMPLES = {"binary": 80, "mbbn": 80, "quant": 80, "decomposed": 60, "minw": 100, "sam": 50,
+            "qam": 50, "slicer": 50, "minmax": 60}
 #: Random vectors per model (plus all-min, all-max, alternating and tie vectors).
 N_RANDOM = 24
 
