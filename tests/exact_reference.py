@@ -376,13 +376,17 @@ class _Run:
             if s <= 0:
                 raise ExactError(f"node {node.name}: scale {s} is not positive")
             y = v / s + z
-            if cmp(y, qmin) <= 0:
-                # on qmin itself a FLOOR/CEIL/rounding boundary between qmin and qmin + 1 can
-                # only lie above it: no tie
+            if cmp(y, qmin) < 0:
                 return (qmin - z) * s, False
-            if cmp(y, qmax) >= 0:
+            if cmp(y, qmax) > 0:
                 return (qmax - z) * s, False
             r, tie = round_mode(y, mode)
+            # an integer is FLOOR's boundary below it and CEIL's above it: one between two
+            # codes only inside the range
+            if tie and mode == "FLOOR":
+                tie = y > qmin
+            elif tie and mode == "CEIL":
+                tie = y < qmax
             return (min(max(r, qmin), qmax) - z) * s, tie
 
         out, ties = _elementwise(quant, x, scale.data, zero.data)

@@ -88,6 +88,18 @@ def test_quant_floor_tie_at_the_issues_half_level():
     assert values == [[6.0], [6.0]] and ties == [True, False]   # (11 - 8) * 2; 71: 11.15
 
 
+@pytest.mark.parametrize("mode, ties", [("FLOOR", [False, True, False]),
+                                         ("CEIL", [True, False, False]),
+                                         ("ROUND", [False, False, True])])
+def test_quant_boundaries_at_the_ends_of_the_range(mode, ties):
+    # 3-bit signed, codes -4..3: y = -4 (FLOOR's boundary to -5 lies outside, CEIL's to -3
+    # inside), y = 3 (FLOOR's to 2 inside), y = 2.5 (the rounding modes' tie between 2 and 3)
+    consts = {"one": 1.0, "half": 0.5, "b3": 3.0, "zero": 0.0}
+    values, got = run_values([("Mul", ["@", "half"], {}), quant(3, mode)], consts,
+                             [[-8], [6], [5]])
+    assert got == ties and values[:2] == [[-4.0], [3.0]]
+
+
 def test_quant_clamps_narrow_and_zero_point():
     consts = {"one": 1.0, "b3": 3.0, "zp": 2.0, "zero": 0.0}
     values, ties = run_values([quant(3, "ROUND", narrow=1)], consts, [[-9], [9], [-3]])
