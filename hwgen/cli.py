@@ -3,13 +3,16 @@
 ``hwgen build model.onnx --target ice40`` compiles, generates, verifies and synthesizes a model
 into ``model_hw/``; ``hwgen demo`` trains the embedded default (a binary MLP on scikit-learn's
 digits) and builds it. Errors in the user's input end with one line on stderr and exit code 2;
-Ctrl-C ends with ``hwgen: interrupted`` and exit code 130, leaving nothing behind.
+Ctrl-C ends with ``hwgen: interrupted`` and exit code 130 (SIGTERM and SIGHUP with ``hwgen:
+terminated`` and 143 or 129), leaving nothing behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from hwgen.boards.targets import TARGETS
@@ -116,14 +119,37 @@ def default_out(model: Path) -> Path:
     return Path(f"{model.stem}_hw")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a closed terminal), handled as Ctrl-C is: raised in the main thread,
+    it ends the running tool and the build cleans up on the way out."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum, frame):
+    raise Terminated(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    handled = (signal.SIGTERM, signal.SIGHUP)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, _terminate) for s in handled} if main_thread else {}
     try:
         return _run(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         # the build has removed its scratch folder and lock on the way out
-        print("hwgen: interrupted", file=sys.stderr)
-        return 130
+        signum = getattr(e, "signum", signal.SIGINT)
+        if signum == signal.SIGINT:
+            print("hwgen: interrupted", file=sys.stderr)
+        else:
+            print(f"hwgen: terminated ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _run(args) -> int:

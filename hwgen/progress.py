@@ -97,3 +97,8 @@ class StageClock(_Ticking):
     def close(self) -> None:
         self._end_stage()
         super().close()
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is not None:
+            self.stage = None             # a stage that failed or was interrupted did not end
+        self.close()

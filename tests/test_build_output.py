@@ -24,6 +24,7 @@ from hostile_cases import write_model
 from hwgen.boards.report import SynthReport
 from hwgen.boards.targets import get_target
 from hwgen.cli import default_out, main
+from hwgen.progress import StageClock
 from hwgen.sw.compiler import compile_onnx
 from hwgen.sw.core import ir
 
@@ -122,6 +123,16 @@ def test_progress_bars_only_on_a_terminal_and_only_without_a_log(tmp_path, stand
     hb.build(model, out=tmp_path / "o3", n_random=20)
     shown = terminal.getvalue()
     assert "verify" in shown and "20/20" in shown and "synthesis (yosys)" in shown
+
+
+def test_an_interrupted_stage_is_not_reported_as_done():
+    lines = []
+    with pytest.raises(KeyboardInterrupt):
+        with StageClock(lines.append, False) as clock:
+            clock("yosys")
+            clock("nextpnr-ice40")
+            raise KeyboardInterrupt
+    assert [line.split()[0] for line in lines] == ["yosys"]
 
 
 def test_default_out_is_named_after_the_model_not_build():

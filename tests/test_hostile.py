@@ -102,16 +102,21 @@ def _verifying(folder: Path) -> bool:
 
 
 @pytest.mark.rtl
-def test_ctrl_c_during_verification_is_one_line_exit_130_and_leaves_nothing(tmp_path, small_onnx):
+@pytest.mark.parametrize("signum, code, line", [
+    (signal.SIGINT, 130, "hwgen: interrupted"),            # Ctrl-C
+    (signal.SIGTERM, 143, "hwgen: terminated (SIGTERM)"),  # kill, timeout
+])
+def test_a_signal_during_verification_is_one_line_and_leaves_nothing(signum, code, line, tmp_path,
+                                                                     small_onnx):
     before = tree(tmp_path)
     p = hwgen(["build", small_onnx, "--no-synth", "--random-vectors", "20000", "--out", "out"],
               tmp_path)
     _wait_for(lambda: _verifying(tmp_path), 120, p)
     time.sleep(1.0)                       # into the Verilator build
-    p.send_signal(signal.SIGINT)
+    p.send_signal(signum)
     out, err = p.communicate(timeout=60)
-    assert p.returncode == 130, err
-    assert err == "hwgen: interrupted\n"
+    assert p.returncode == code, err
+    assert err == line + "\n"
     assert tree(tmp_path) == before       # no out, no scratch folder, no lock
 
 
