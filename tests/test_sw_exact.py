@@ -211,3 +211,11 @@ def test_thresholds_are_exact_at_and_next_to_ties(data, surd, strict):
             z = aj * acc + bj
             passes = z > cj if strict else z >= cj
             assert passes == (acc <= t[j, 0] if flip[j] else acc >= t[j, 0]), (j, acc)
+
+
+def test_a_layer_named_argmax_keeps_its_name_and_the_appended_argmax_takes_another():
+    q, inits = _quant_in(3)
+    inits["w"] = np.array([[1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]])
+    model = compile_onnx(_model([q, helper.make_node("MatMul", ["xq", "w"], ["y"],
+                                                     name="argmax")], inits, 3, 2))
+    assert [layer.name for layer in model.layers] == ["argmax", "argmax_1"]

@@ -162,7 +162,10 @@ def compile_onnx(source) -> ir.Model:
         # a classifier's logits: the hardware emits the class, the argmax of the accumulators
         # (a one-class model's class is always 0, as torch.argmax says)
         layers.append(w.open_dense.close_at_output())
-        layers.append(ir.ArgMax(name="argmax", n=layers[-1].n_out))
+        names = {layer.name for layer in layers}
+        name = next(n for n in ("argmax", *(f"argmax_{i}" for i in range(1, len(layers) + 2)))
+                    if n not in names)
+        layers.append(ir.ArgMax(name=name, n=layers[-1].n_out))
     elif not layers:
         raise CompileError("the graph holds no layer")
     integer_codes_for_integer_weights(layers)
