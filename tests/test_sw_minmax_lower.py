@@ -12,7 +12,7 @@ from hwgen.sw.core import golden, ir
 from hwgen.sw.compiler import compile_onnx
 from hwgen.sw.families.compression.compress import minmax_dequantize
 from hwgen.sw.families.compression.lower import lower, round_significant
-from hwgen.sw.families.export import export_onnx
+from hwgen.sw.families.export import exact_f32, export_onnx
 
 S8 = ir.TensorType("signed", 8)
 
@@ -77,8 +77,27 @@ def test_round_significant_and_refusals():
     linears, _ = pruned_mlp(0)
     with pytest.raises(ValueError, match="power of two"):
         lower(linears, k=8, in_type=S8, in_step=0.1)
-    flat = nn.Linear(4, 2)
+
+
+@pytest.mark.parametrize("value", [0.5, -0.3, 0.0])
+def test_a_layer_whose_kept_weights_are_all_equal_lowers_exactly(tmp_path, value):
+    """Level 0 everywhere; the zero point alone carries the one value (within sigma / 2)."""
+    torch.manual_seed(0)
+    flat, head = nn.Linear(4, 6), nn.Linear(6, 3)
     with torch.no_grad():
-        flat.weight.fill_(0.5)
-    with pytest.raises(ValueError, match="all equal"):
-        lower([flat], k=8, in_type=S8, in_step=2 ** -5)
+        flat.weight.fill_(value)
+    net = lower([flat, head], k=4, in_type=S8, in_step=2 ** -5)
+    layer = net.layers[0]
+    assert (layer.q == 0).all() and abs(layer.zero * layer.sigma - value) <= layer.sigma / 2
+    x = np.random.default_rng(1).integers(-128, 128, (2_000, 4))
+    pred = net.predict(x)
+    np.testing.assert_array_equal(golden.run(compiled(net, tmp_path), x)[:, 0], pred)
+    np.testing.assert_array_equal(net.torch_predict(x), pred)
+
+
+def test_a_bias_past_float32s_exact_integers_is_refused_saying_so():
+    assert exact_f32(np.array([3, -5]), 0.25, "a weight").tolist() == [0.75, -1.25]
+    with pytest.raises(ValueError, match="a code of 16777217 is past float32's 2\\^24"):
+        exact_f32(np.array([(1 << 24) + 1]), 1.0, "a bias")
+    with pytest.raises(ValueError, match="use a power-of-two step"):
+        exact_f32(np.array([1, 3]), 0.1, "a weight")

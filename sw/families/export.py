@@ -169,6 +169,8 @@ def exact_f32(codes: np.ndarray, step: float, what: str) -> np.ndarray:
     """``codes * step`` as float32, refused unless it reads back as exactly ``codes``."""
     value = (np.asarray(codes, np.float64) * step).astype(np.float32)
     if not np.array_equal(value.astype(np.float64) / step, codes):
-        raise ValueError(f"{what} times its step {step:g} is not exact in float32; use a "
-                         "power-of-two step")
+        big = np.abs(np.asarray(codes, np.float64)).max(initial=0)
+        why = f"a code of {big:.0f} is past float32's 2^24 exact integers" if big > 1 << 24 \
+            else "use a power-of-two step"
+        raise ValueError(f"{what} times its step {step:g} is not exact in float32; {why}")
     return value

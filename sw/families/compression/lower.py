@@ -94,8 +94,8 @@ def _lower_layer(linear: nn.Linear, k: int, keep: np.ndarray, unit_x: float) -> 
     q = np.zeros(keep.shape, np.int64)
     q[keep] = levels.numpy()
     s = (hi - lo) / 2 ** k
-    if s <= 0:
-        raise ValueError("a layer's kept weights are all equal; nothing to quantize")
+    if s <= 0:          # every kept weight equals lo: all at level 0, the zero point holds lo
+        s = abs(lo) or 1.0
     for j in range(15 - k, -1, -1):
         sigma = round_significant(s / 2 ** j)
         zero = int(np.round(lo / sigma))
