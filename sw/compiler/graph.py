@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-__all__ = ["CompileError", "load_onnx", "Graph", "attr", "bit_width", "node_name", "SNAP",
+__all__ = ["CompileError", "load_onnx", "Graph", "attr", "bit_width", "node_name",
            "MAX_INPUT_ELEMENTS", "check_graph", "check_finite", "numbers"]
 
 #: The most input elements a model may declare: 65,536 bytes take 5.7 s to send over the
@@ -191,6 +191,3 @@ def bit_width(node, bits: np.ndarray, what: str, why: str) -> int:
 def node_name(node) -> str:
     return node.name or f"{node.op_type}({node.output[0]})"
 
-
-# relative distance under which a float level counts as landing on an integer accumulator
-SNAP = 1e-9
