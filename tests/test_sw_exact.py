@@ -203,7 +203,7 @@ def _channel(data, surd: bool):
 @given(st.data(), st.booleans(), st.booleans())
 def test_thresholds_are_exact_at_and_next_to_ties(data, surd, strict):
     chans = [_channel(data, surd) for _ in range(6)]
-    a, b, c = (np.array([ch[i] for ch in chans] + [None], object)[:-1] for i in range(3))
+    a, b, c = (np.array([ch[i] for ch in chans], object) for i in range(3))
     t, flip = levels_to_thresholds(a, b, [(c, strict)], -30, 30)
     assert flip.tolist() == [sign(v) < 0 for v in a]
     for j, (aj, bj, cj) in enumerate(chans):

@@ -11,7 +11,7 @@ from hwgen.sw.core import ir
 from .dense import OpenDense
 from .exact import exact, is_rational, sign
 from .graph import CompileError, Graph, attr, node_name
-from .quantized import Quantized
+from .quantized import Quantized, one_value
 
 __all__ = ["integers", "sum_and_max", "qam_slicer"]
 
@@ -71,14 +71,14 @@ def qam_slicer(node, g: Graph, x: Quantized | None, open_dense: OpenDense | None
     name = node_name(node)
     order, delta = int(attr(node, "order", 0)), float(attr(node, "delta", 1.0))
     if open_dense is not None:
-        a = open_dense.a
-        if not open_dense.layer.has_bias or not all(v == a[0] for v in a) or \
-                sign(a[0]) <= 0 or not is_rational(a[0]):
+        step = one_value(open_dense.a)
+        if not open_dense.layer.has_bias or step is None or sign(step) <= 0 or \
+                not is_rational(step):
             raise CompileError(f"node {name}: a QAMSlicer can follow a layer of Quant weights "
                                "with one positive scale, or an integer tensor")
         layers.append(open_dense.close_at_output())
         in_type = layers[-1].acc_type(open_dense.in_type)
-        n, step = len(a), a[0]
+        n = len(open_dense.a)
     elif x is not None and x.type.is_integer:
         n, step = x.n, _one_step(x, name)
         in_type = x.type

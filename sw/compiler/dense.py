@@ -14,7 +14,7 @@ from hwgen.sw.core import ir
 
 from .exact import exact, exact_array, is_rational, sign
 from .graph import CompileError, Graph, attr, node_name
-from .quantized import Activation, Quantized, apply_affine
+from .quantized import Activation, Quantized, apply_affine, one_value
 
 __all__ = ["OpenDense", "read_weights", "quant_weight", "oriented"]
 
@@ -76,16 +76,17 @@ class OpenDense:
 
     def close_at_output(self) -> ir.Layer:
         a, b = self.a, self.b
-        one_scale = all(v == a[0] for v in a) and sign(a[0]) > 0
+        scale = one_value(a)
+        one_scale = scale is not None and sign(scale) > 0
         if self.layer.has_bias and one_scale:
             # the per-class offset becomes the layer's integer bias
-            bias = [v / a[0] for v in b]
+            bias = [v / scale for v in b]
             if not all(is_rational(v) and v.denominator == 1 for v in bias):
                 raise CompileError(f"layer {self.name}: its bias is not an integer number of "
                                    "accumulator steps, so it has no exact integer form")
             return dataclasses.replace(self.layer, bias=np.array([int(v) for v in bias],
                                                                   np.int64))
-        if not (one_scale and all(v == b[0] for v in b)):
+        if not (one_scale and one_value(b) is not None):
             raise CompileError(f"layer {self.name}: the output's per-class scale or offset is "
                                "not one positive constant, so its argmax has no exact integer form")
         return self.layer

@@ -17,7 +17,7 @@ from .exact import NotExact, exact, exact_array, inv_sqrt, magnitude, sign, to_f
 from .graph import CompileError, Graph, attr, bit_width, node_name
 
 __all__ = ["levels_to_thresholds", "ROUNDING", "quant_bounds", "Activation", "Quantized",
-           "apply_affine"]
+           "apply_affine", "one_value"]
 
 
 def levels_to_thresholds(a, b, bounds, lo: int, hi: int):
@@ -172,8 +172,13 @@ class Quantized:
 
     def one_scale(self):
         """The one scale of every element, or None when the scales differ."""
-        first = self.alpha[0]
-        return first if all(v == first for v in self.alpha) else None
+        return one_value(self.alpha)
+
+
+def one_value(values: np.ndarray):
+    """The value every entry of ``values`` equals (exactly), or None when they differ."""
+    first = values[0]
+    return first if all(v == first for v in values) else None
 
 
 def _per_channel(v, n: int) -> np.ndarray:
